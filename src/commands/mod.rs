@@ -1,0 +1,52 @@
+//! One thin file per subcommand: load the policy, call the library, print the result.
+
+mod harden;
+mod init;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::policy::{self, Policy};
+
+/// What a command found, mapped to the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, nothing to report: exit 0.
+    Clean,
+    /// Done, with findings or parts not applied: exit 1.
+    Findings,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Clean => ExitCode::SUCCESS,
+            Outcome::Findings => ExitCode::from(1),
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let policy_path = cli
+        .policy
+        .unwrap_or_else(|| PathBuf::from(policy::DEFAULT_FILE));
+    match cli.command {
+        Command::Validate(args) => validate::run(&policy_path, &args),
+        Command::Init(args) => init::run(&args),
+        Command::Harden(args) => harden::run(&load(&policy_path)?, &args),
+    }
+}
+
+/// Loads the policy and prints its warnings.
+fn load(path: &std::path::Path) -> Result<Policy> {
+    let policy = Policy::load(path)?;
+    for w in &policy.warnings {
+        eprintln!("warden: warning: {w}");
+    }
+    Ok(policy)
+}

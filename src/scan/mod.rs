@@ -1,0 +1,1 @@
+//! Content-based detection of model file formats.

@@ -1,0 +1,1 @@
+//! The only unsafe code: thin wrappers over the system calls warden needs.
