@@ -1,0 +1,6 @@
+//! Integration tests that need no privileges: the `warden` binary run as a subprocess.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod validate;

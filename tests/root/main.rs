@@ -1,0 +1,12 @@
+//! Integration tests that need root. They fail (never skip) when not run as root: CI runs as root.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+#[test]
+fn running_as_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the root test binary must run as root (CI does): sudo cargo nextest run --test root"
+    );
+}
