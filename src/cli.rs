@@ -40,8 +40,22 @@ pub enum Command {
     /// Check the policy file and print OK or every error with its line and column.
     Validate(ValidateArgs),
     /// Look at a deployment directory and write a proposed warden.toml.
+    ///
+    /// Model weights are recognised by their content, never their extension: safetensors headers,
+    /// PyTorch zip checkpoints (with a data.pkl), raw pickles, GGUF and ONNX files. Directories of
+    /// base models and of adapters become read-only tiers; logs, tmp and state directories are
+    /// proposed; the command is guessed from start.sh or the app file when that is obvious.
+    #[command(verbatim_doc_comment)]
     Init(InitArgs),
     /// Create the service account and apply the policy's ownership and modes to the tree.
+    ///
+    /// As root: creates the group and a system account (no login shell, no home created) with the
+    /// policy's supplementary groups; read-only tiers become root:GROUP, dirs 0550, files 0440 (or
+    /// the policy's modes); logs, tmp and state become the account's, 0700/0750, log files 0640.
+    /// Symlinks are never followed. Run again, it changes nothing and says so.
+    ///
+    /// As an ordinary user: applies what it can (modes of files it owns) and lists what needs root.
+    #[command(verbatim_doc_comment)]
     Harden(HardenArgs),
 }
 
@@ -61,14 +75,7 @@ pub struct ValidateArgs {
     pub format: Format,
 }
 
-/// Look at a deployment directory and write a proposed warden.toml.
-///
-/// Model weights are recognised by their content, never their extension: safetensors headers,
-/// PyTorch zip checkpoints (with a data.pkl), raw pickles, GGUF and ONNX files. Directories of
-/// base models and of adapters become read-only tiers; logs, tmp and state directories are
-/// proposed; the command is guessed from start.sh or the app file when that is obvious.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct InitArgs {
     /// The deployment directory [default: .]
     pub dir: Option<PathBuf>,
@@ -83,16 +90,7 @@ pub struct InitArgs {
     pub user: Option<String>,
 }
 
-/// Create the service account and apply the policy's ownership and modes to the tree.
-///
-/// As root: creates the group and a system account (no login shell, no home created) with the
-/// policy's supplementary groups; read-only tiers become root:GROUP, dirs 0550, files 0440 (or
-/// the policy's modes); logs, tmp and state become the account's, 0700/0750, log files 0640.
-/// Symlinks are never followed. Run again, it changes nothing and says so.
-///
-/// As an ordinary user: applies what it can (modes of files it owns) and lists what needs root.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct HardenArgs {
     /// Print the plan as a diff (path, owner:group mode before -> after) and change nothing.
     #[arg(long)]
