@@ -1,1 +1,5 @@
-//! Content-based detection of model file formats.
+//! Model files: content-based format detection (the scanner of what they contain builds on it).
+
+pub mod detect;
+
+pub use detect::{Format, Kind, detect_bytes, detect_path};
