@@ -57,6 +57,41 @@ pub enum Command {
     /// As an ordinary user: applies what it can (modes of files it owns) and lists what needs root.
     #[command(verbatim_doc_comment)]
     Harden(HardenArgs),
+    /// Run the service in the foreground under warden (for systemd and containers).
+    ///
+    /// Preflight refuses public tunnels (--share, GRADIO_SHARE=True) and binds outside
+    /// service.listen. As root, the service runs as the policy's account with a clean
+    /// environment, no capabilities, no_new_privs and umask 077; temp and cache variables point
+    /// into the private directories. One instance only (a lock in the runtime directory).
+    /// Restarts follow service.restart with exponential backoff.
+    ///
+    /// Its output goes to LOGS/NAME.log and to warden's stdout. SIGTERM or SIGINT stop the
+    /// service gracefully (SIGKILL after service.stop-timeout). Exit code: the service's own
+    /// when it ends by itself, 0 after a requested stop, 1 when restarts were given up, 2 when
+    /// it could not start.
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// Start the service in the background and wait until it is ready.
+    ///
+    /// Exit codes: 0 started and ready, or already running (it says so; nothing is started
+    /// twice); 2 it could not start (the last log lines are shown).
+    #[command(verbatim_doc_comment)]
+    Up,
+    /// Stop the service: SIGTERM to its process group, SIGKILL after service.stop-timeout.
+    ///
+    /// Exit codes: 0 stopped, or it was not running (it says so; a stale PID file is removed
+    /// and whatever process now has that PID is left alone); 2 it could not be stopped.
+    #[command(verbatim_doc_comment)]
+    Stop,
+    /// Stop the service if it runs, then start it again (as `stop` then `up`).
+    Restart,
+    /// Show whether the service runs, as whom, since when, and where it listens.
+    ///
+    /// Exit codes: 0 running (or starting), 1 failed (restarts given up), 3 stopped.
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
+    #[command(name = "__spawn-service", hide = true)]
+    SpawnService,
 }
 
 /// Output format for commands a machine may read.
@@ -101,4 +136,18 @@ pub struct HardenArgs {
     /// Show every change, not only a summary per directory.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write the service's output only to the log file, not also to stdout.
+    #[arg(long)]
+    pub no_echo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -6,8 +6,10 @@
 pub mod account;
 pub mod cli;
 pub mod commands;
+pub mod logs;
 pub mod perms;
 pub mod policy;
 pub mod scan;
+pub mod supervise;
 pub mod sys;
 pub mod term;

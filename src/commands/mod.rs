@@ -2,6 +2,9 @@
 
 mod harden;
 mod init;
+mod run;
+mod status;
+mod updown;
 mod validate;
 
 use std::path::PathBuf;
@@ -19,6 +22,8 @@ pub enum Outcome {
     Clean,
     /// Done, with findings or parts not applied: exit 1.
     Findings,
+    /// A specific exit code (`run` passes the service's on; `status` uses 3 for stopped).
+    Code(u8),
 }
 
 impl From<Outcome> for ExitCode {
@@ -26,6 +31,7 @@ impl From<Outcome> for ExitCode {
         match o {
             Outcome::Clean => ExitCode::SUCCESS,
             Outcome::Findings => ExitCode::from(1),
+            Outcome::Code(c) => ExitCode::from(c),
         }
     }
 }
@@ -39,6 +45,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Validate(args) => validate::run(&policy_path, &args),
         Command::Init(args) => init::run(&args),
         Command::Harden(args) => harden::run(&load(&policy_path)?, &args),
+        Command::Run(args) => run::run(&load(&policy_path)?, &args),
+        Command::Up => updown::up(&load(&policy_path)?),
+        Command::Stop => updown::stop(&load(&policy_path)?),
+        Command::Restart => updown::restart(&load(&policy_path)?),
+        Command::Status(args) => status::run(&load(&policy_path)?, &args),
+        Command::SpawnService => crate::supervise::spawn_helper(),
     }
 }
 

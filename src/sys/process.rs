@@ -8,13 +8,19 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 
 fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The highest capability number the kernel knows.
 pub fn cap_last_cap() -> io::Result<u32> {
     let s = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")?;
-    s.trim().parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cap_last_cap: {e}")))
+    s.trim()
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cap_last_cap: {e}")))
 }
 
 /// Empties the capability bounding set (needs CAP_SETPCAP effective, so before setuid).
@@ -36,7 +42,13 @@ pub fn drop_bounding_set() -> io::Result<()> {
 pub fn clear_ambient() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     check(unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0)
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
     })
 }
 
@@ -58,26 +70,34 @@ const CAP_V3: u32 = 0x2008_0522;
 
 /// Sets the effective, permitted and inheritable sets of the calling thread to empty.
 pub fn clear_capabilities() -> io::Result<()> {
-    let mut header = CapHeader { version: CAP_V3, pid: 0 };
+    let mut header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let data = [CapData::default(); 2];
     // SAFETY: header and data are valid for the v3 layout (two data structs).
-    check(unsafe {
-        libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) as libc::c_int
-    })
+    check(unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) as libc::c_int })
 }
 
 /// Sets `FD_CLOEXEC` on every descriptor from `first` up, so nothing leaks into an exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with the CLOEXEC flag closes nothing; it only marks descriptors.
     let r = unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
     };
     if r == 0 {
         return Ok(());
     }
     // Older kernels: walk /proc/self/fd.
     for entry in std::fs::read_dir("/proc/self/fd")? {
-        let Ok(fd) = entry?.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(fd) = entry?.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if fd >= i32::try_from(first).unwrap_or(i32::MAX) {
             // SAFETY: setting a flag on a descriptor number; a closed one gives EBADF, ignored.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -131,10 +151,18 @@ pub fn start_ticks(pid: i32) -> io::Result<u64> {
 /// Parses field 22 of a `/proc/PID/stat` line. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted after the last `)`.
 pub fn parse_start_ticks(stat: &str) -> io::Result<u64> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/PID/stat format");
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected /proc/PID/stat format",
+        )
+    };
     let rest = &stat[stat.rfind(')').ok_or_else(bad)? + 1..];
     // After ")" come field 3 (state) onwards; start time is field 22.
-    rest.split_whitespace().nth(19).and_then(|f| f.parse().ok()).ok_or_else(bad)
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)
 }
 
 /// The boot time in seconds since the epoch (`btime` of `/proc/stat`).
@@ -166,7 +194,9 @@ pub fn state(pid: i32) -> Option<char> {
 /// Children of `pid` (all threads), from `/proc/PID/task/*/children`.
 pub fn children(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
     for t in tasks.flatten() {
         if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
             out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
@@ -181,7 +211,11 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     let mut i = 0;
     while i < all.len() {
         let kids = children(all[i]);
-        all.extend(kids.into_iter().filter(|k| !all.contains(k)).collect::<Vec<_>>());
+        all.extend(
+            kids.into_iter()
+                .filter(|k| !all.contains(k))
+                .collect::<Vec<_>>(),
+        );
         i += 1;
         if all.len() > 100_000 {
             break;
@@ -193,7 +227,9 @@ pub fn descendants(pid: i32) -> Vec<i32> {
 /// Whether a path names an executable regular file.
 pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
     // SAFETY: c is a valid NUL-terminated string.
     p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
 }

@@ -1,0 +1,62 @@
+//! `warden status`.
+
+use anyhow::Result;
+
+use super::Outcome;
+use crate::cli::{Format, StatusArgs};
+use crate::policy::Policy;
+use crate::supervise::control;
+
+pub fn run(policy: &Policy, args: &StatusArgs) -> Result<Outcome> {
+    let r = control::status(policy)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Format::Text => {
+            println!("{}: {}", r.name, r.state);
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            if let Some(pid) = r.service_pid {
+                println!(
+                    "  pid:       {pid} (supervisor {})",
+                    opt(r.supervisor_pid.map(|p| p.to_string()))
+                );
+                println!(
+                    "  user:      {} (uid {})",
+                    opt(r.user.clone()),
+                    opt(r.uid.map(|u| u.to_string()))
+                );
+                println!(
+                    "  uptime:    {}",
+                    opt(r.uptime_seconds.map(|s| humantime::format_duration(
+                        std::time::Duration::from_secs(s)
+                    )
+                    .to_string()))
+                );
+                println!("  ready:     {}", if r.ready { "yes" } else { "not yet" });
+                let l: Vec<String> = r.listening.iter().map(ToString::to_string).collect();
+                println!(
+                    "  listening: {}",
+                    if l.is_empty() {
+                        "-".into()
+                    } else {
+                        l.join(", ")
+                    }
+                );
+            }
+            println!("  restarts:  {}", r.restarts);
+            if let Some(e) = &r.last_exit {
+                println!("  last exit: {e}");
+            }
+            if let Some(m) = &r.message {
+                println!("  message:   {}", crate::term::escape(m));
+            }
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+    Ok(match r.state.as_str() {
+        "failed" => Outcome::Findings,
+        "stopped" => Outcome::Code(3),
+        _ => Outcome::Clean,
+    })
+}

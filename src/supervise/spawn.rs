@@ -1,0 +1,236 @@
+//! Starting the service: the supervisor runs `/proc/self/exe __spawn-service`, a fresh
+//! single-threaded helper that reads a [`Spec`] on stdin, drops privileges in the verified order
+//! (groups, gid, bounding set, uid, capabilities, death signal, umask, no_new_privs), and execs
+//! the service. A close-on-exec report pipe on fd 3 tells the supervisor whether the exec
+//! happened (EOF) or why not (a message).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
+
+use crate::sys::process as sysp;
+
+/// The descriptor the helper writes its failure report to.
+pub const REPORT_FD: i32 = 3;
+
+/// Exit code of the helper when it could not exec the service.
+pub const SPAWN_FAILED: i32 = 127;
+
+/// The account to switch to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// The full supplementary group list (what initgroups would set).
+    pub groups: Vec<u32>,
+}
+
+/// Everything the helper needs to start the service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// `None`: stay as the current user (warden was not started as root).
+    pub credentials: Option<Credentials>,
+    pub umask: u32,
+    /// The supervisor's pid: the helper exits if it was re-parented before the death signal
+    /// took hold.
+    pub supervisor: i32,
+    /// RLIMIT_NOFILE and RLIMIT_NPROC, when the policy sets them.
+    pub nofile: Option<u64>,
+    pub nproc: Option<u64>,
+}
+
+/// Why the service could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start the spawn helper {}: {source}", exe.display())]
+    Helper {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Starts the helper with the given stdout and stderr; returns once the service has been
+/// exec'd (or with the helper's reason why it was not).
+pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Child, SpawnError> {
+    let exe = PathBuf::from("/proc/self/exe");
+    let helper = |source| SpawnError::Helper {
+        exe: exe.clone(),
+        source,
+    };
+    let (report_r, report_w) = std::os::unix::net::UnixStream::pair().map_err(helper)?;
+    let report_w: OwnedFd = report_w.into();
+    let w = report_w.as_raw_fd();
+    let mut cmd = Command::new(&exe);
+    cmd.arg("__spawn-service")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
+        .env_clear()
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls (sigprocmask, dup2) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+            if libc::dup2(w, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(helper)?;
+    drop(report_w);
+    drop(cmd);
+    let json = serde_json::to_vec(spec).expect("a spec always serializes");
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that died early shows up as a report or an exit status below.
+        let _ = stdin.write_all(&json);
+    }
+    let mut report = String::new();
+    let mut r = report_r;
+    let _ = r.read_to_string(&mut report);
+    if !report.is_empty() {
+        let _ = child.wait();
+        return Err(SpawnError::Refused(report));
+    }
+    Ok(child)
+}
+
+/// The helper's side: never returns. Reports a failure on [`REPORT_FD`] and exits 127.
+pub fn helper_main() -> ! {
+    let mut input = Vec::new();
+    let result = std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| format!("cannot read the spawn spec: {e}"))
+        .and_then(|_| {
+            serde_json::from_slice::<Spec>(&input).map_err(|e| format!("bad spawn spec: {e}"))
+        })
+        .and_then(|spec| exec(&spec));
+    let msg = match result {
+        Ok(never) => match never {},
+        Err(m) => m,
+    };
+    // SAFETY: fd 3 is the report pipe handed over by the supervisor; writing a buffer is sound.
+    unsafe { libc::write(REPORT_FD, msg.as_ptr().cast(), msg.len()) };
+    std::process::exit(SPAWN_FAILED);
+}
+
+fn exec(spec: &Spec) -> Result<std::convert::Infallible, String> {
+    fn ctx(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
+        move |e| format!("{what}: {e}")
+    }
+    sysp::reset_signals().map_err(ctx("cannot reset signals"))?;
+    // Mark everything above the report pipe close-on-exec, and the report pipe itself.
+    sysp::cloexec_from(3).map_err(ctx("cannot mark descriptors close-on-exec"))?;
+
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| format!("cannot disable core dumps: {e}"))?;
+    if let Some(n) = spec.nofile {
+        setrlimit(Resource::RLIMIT_NOFILE, n, n)
+            .map_err(|e| format!("cannot set RLIMIT_NOFILE to {n}: {e}"))?;
+    }
+    if let Some(n) = spec.nproc {
+        setrlimit(Resource::RLIMIT_NPROC, n, n)
+            .map_err(|e| format!("cannot set RLIMIT_NPROC to {n}: {e}"))?;
+    }
+
+    if let Some(c) = &spec.credentials {
+        drop_privileges(c)?;
+    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    if nix::unistd::getppid().as_raw() != spec.supervisor {
+        return Err("the supervisor exited while the service was starting".into());
+    }
+    sysp::set_umask(spec.umask);
+    std::env::set_current_dir(&spec.workdir).map_err(|e| {
+        format!(
+            "cannot enter the working directory {}: {e}",
+            spec.workdir.display()
+        )
+    })?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))?;
+
+    let program = resolve_program(&spec.program, &spec.workdir, &spec.env)?;
+    let devnull = std::fs::File::open("/dev/null").map_err(ctx("cannot open /dev/null"))?;
+    nix::unistd::dup2_stdin(&devnull).map_err(|e| format!("cannot redirect stdin: {e}"))?;
+
+    let cstr = |s: &[u8]| {
+        CString::new(s).map_err(|_| "an argument or variable holds a NUL byte".to_owned())
+    };
+    let path = cstr(program.as_os_str().as_bytes())?;
+    let mut argv = vec![cstr(spec.program.as_bytes())?];
+    for a in &spec.args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let envp = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    Err(format!("cannot execute {}: {e}", program.display()))
+}
+
+/// Switches to the account for good: groups, gid, bounding set, uid, then no capability left.
+fn drop_privileges(c: &Credentials) -> Result<(), String> {
+    use nix::unistd::{setgroups, setresgid, setresuid};
+    let groups: Vec<Gid> = c.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    setgroups(&groups).map_err(|e| format!("cannot set supplementary groups: {e}"))?;
+    let gid = Gid::from_raw(c.gid);
+    setresgid(gid, gid, gid).map_err(|e| format!("cannot switch to gid {}: {e}", c.gid))?;
+    sysp::drop_bounding_set()
+        .map_err(|e| format!("cannot empty the capability bounding set: {e}"))?;
+    sysp::clear_ambient().map_err(|e| format!("cannot clear ambient capabilities: {e}"))?;
+    let uid = Uid::from_raw(c.uid);
+    setresuid(uid, uid, uid).map_err(|e| format!("cannot switch to uid {}: {e}", c.uid))?;
+    sysp::clear_capabilities().map_err(|e| format!("cannot clear capabilities: {e}"))?;
+    if c.uid != 0 && setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
+        return Err("the privilege drop did not hold: root could be regained".into());
+    }
+    Ok(())
+}
+
+/// Finds the program: a path with a slash is relative to the working directory; a bare name is
+/// looked up in the service's PATH (as the account, so only what it may execute counts).
+pub fn resolve_program(
+    program: &str,
+    workdir: &Path,
+    env: &[(String, String)],
+) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        let p = workdir.join(program);
+        return if sysp::is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{} is not an executable file the service account may run",
+                p.display()
+            ))
+        };
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or(super::env::DEFAULT_PATH, |(_, v)| v.as_str());
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(program))
+        .find(|p| sysp::is_executable(p))
+        .ok_or_else(|| format!("{program} was not found in the service's PATH ({path})"))
+}
