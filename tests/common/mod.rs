@@ -85,3 +85,73 @@ pub fn redact_paths(out: &str, d: &Deployment) -> String {
     out.replace(&*real.to_string_lossy(), "[DEPLOY]")
         .replace(&*d.path().to_string_lossy(), "[DEPLOY]")
 }
+
+/// A system account (and its group of the same name) created for one test and deleted when
+/// dropped, even if the test fails. Root only.
+pub struct TestAccount {
+    pub name: String,
+    pub extra_groups: Vec<String>,
+}
+
+impl TestAccount {
+    /// Creates `wdt-<tag>-<random>` with its own group, no home and no login shell.
+    pub fn create(tag: &str) -> Self {
+        let name = unique_name(tag);
+        run_ok("groupadd", &["--system", &name]);
+        run_ok(
+            "useradd",
+            &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--gid", &name, &name],
+        );
+        Self { name, extra_groups: Vec::new() }
+    }
+
+    /// A name for an account that does not exist yet (for `warden harden` to create).
+    pub fn reserve(tag: &str) -> Self {
+        Self { name: unique_name(tag), extra_groups: Vec::new() }
+    }
+
+    /// Creates an extra group, deleted with the account.
+    pub fn add_group(&mut self, tag: &str) -> String {
+        let g = unique_name(tag);
+        run_ok("groupadd", &["--system", &g]);
+        self.extra_groups.push(g.clone());
+        g
+    }
+
+    pub fn uid(&self) -> u32 {
+        nix::unistd::User::from_name(&self.name).unwrap().expect("account exists").uid.as_raw()
+    }
+
+    pub fn gid(&self) -> u32 {
+        nix::unistd::Group::from_name(&self.name).unwrap().expect("group exists").gid.as_raw()
+    }
+}
+
+impl Drop for TestAccount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(&self.name).output();
+        let _ = std::process::Command::new("groupdel").arg(&self.name).output();
+        for g in &self.extra_groups {
+            let _ = std::process::Command::new("groupdel").arg(g).output();
+        }
+    }
+}
+
+fn unique_name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t: String = tag.chars().filter(char::is_ascii_lowercase).take(8).collect();
+    format!("wdt-{t}-{}-{n}", std::process::id() % 100_000)
+}
+
+fn run_ok(cmd: &str, args: &[&str]) {
+    let out = std::process::Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Lets every user traverse (not list) the deployment, as a real /srv/app would be.
+pub fn make_traversable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

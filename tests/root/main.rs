@@ -3,6 +3,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod supervise;
+
 #[test]
 fn running_as_root() {
     assert!(

@@ -1,0 +1,259 @@
+//! The supervisor as root: the account switch, the clean environment, single instance, stop,
+//! restarts and refusals, observed from the running service itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::common::{Deployment, TestAccount, make_traversable};
+
+/// A deployment whose service is `svc.sh`, run as a fresh test account.
+struct Svc {
+    d: Deployment,
+    acct: TestAccount,
+}
+
+impl Svc {
+    fn new(tag: &str, script: &str, service_extra: &str) -> Self {
+        Self::with_account(TestAccount::create(tag), script, service_extra)
+    }
+
+    fn with_account(acct: TestAccount, script: &str, service_extra: &str) -> Self {
+        let d = Deployment::empty();
+        make_traversable(d.path());
+        d.write("models/base/model.safetensors", b"weights");
+        d.write("svc.sh", format!("#!/bin/sh\n{script}\n"));
+        set_mode(&d.path().join("svc.sh"), 0o755);
+        let name = &acct.name;
+        d.write(
+            "warden.toml",
+            format!(
+                "[service]\nname = \"{name}\"\ncommand = [\"./svc.sh\"]\nuser = \"{name}\"\n\
+                 stop-timeout = \"2s\"\nrestart = {{ policy = \"never\" }}\n{service_extra}\n\
+                 [[tier]]\npath = \"models\"\n"
+            ),
+        );
+        Self { d, acct }
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.d.path().canonicalize().unwrap().join("tmp")
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.d.warden(&["status", "--format", "json"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.d.warden(&["stop"]).output();
+    }
+}
+
+fn set_mode(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+}
+
+const REPORT: &str = r#"out="$TMPDIR/report"
+grep -E '^(Uid|Gid|Groups|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status > "$out.tmp"
+echo "Umask: $(umask)" >> "$out.tmp"
+env | sed 's/^/Env: /' >> "$out.tmp"
+mv "$out.tmp" "$out""#;
+
+fn parse_report(text: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut status = BTreeMap::new();
+    let mut env = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(kv) = line.strip_prefix("Env: ") {
+            if let Some((k, v)) = kv.split_once('=') {
+                env.insert(k.to_owned(), v.to_owned());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            status.insert(k.to_owned(), v.trim().to_owned());
+        }
+    }
+    (status, env)
+}
+
+#[test]
+fn service_runs_as_the_account_with_a_clean_environment() {
+    let mut acct = TestAccount::create("run");
+    let extra = acct.add_group("gpu");
+    let s = Svc::with_account(acct, REPORT, &format!("groups = [\"{extra}\"]"));
+    let out = s.d.warden(&["run"]).env("SECRET_TOKEN", "hunter2").env("HF_TOKEN", "hf_abc").output().unwrap();
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(s.tmp().join("report")).unwrap();
+    let (st, env) = parse_report(&report);
+    let (uid, gid) = (s.acct.uid(), s.acct.gid());
+    let extra_gid = nix::unistd::Group::from_name(&extra).unwrap().unwrap().gid.as_raw();
+    assert_eq!(st["Uid"], format!("{uid}\t{uid}\t{uid}\t{uid}"));
+    assert_eq!(st["Gid"], format!("{gid}\t{gid}\t{gid}\t{gid}"));
+    let groups: Vec<u32> = st["Groups"].split_whitespace().map(|g| g.parse().unwrap()).collect();
+    assert!(groups.contains(&gid) && groups.contains(&extra_gid), "groups {groups:?}");
+    for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert_eq!(st[cap], "0000000000000000", "{cap}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    assert_eq!(st["Umask"], "0077");
+    assert!(!env.contains_key("SECRET_TOKEN") && !env.contains_key("HF_TOKEN"), "{env:?}");
+    let allowed = ["PATH", "LANG", "LANGUAGE", "TZ", "HOME", "USER", "LOGNAME", "PWD", "SHLVL", "_"];
+    for k in env.keys() {
+        let from_warden = warden::supervise::env::DEFAULTS.iter().any(|(d, _, _)| d == k);
+        assert!(allowed.contains(&k.as_str()) || k.starts_with("LC_") || from_warden, "unexpected variable {k}");
+    }
+    let tmp = s.tmp();
+    let root = s.d.path().canonicalize().unwrap();
+    assert_eq!(env["TMPDIR"], tmp.to_string_lossy());
+    assert_eq!(env["TMP"], tmp.to_string_lossy());
+    assert!(env["GRADIO_TEMP_DIR"].starts_with(&*tmp.to_string_lossy()));
+    for k in ["HF_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "TRITON_CACHE_DIR"] {
+        assert!(env[k].starts_with(&*root.join("state").to_string_lossy()), "{k}={}", env[k]);
+    }
+    assert_eq!(env["GRADIO_ANALYTICS_ENABLED"], "False");
+    assert_eq!(env["HF_HUB_DISABLE_TELEMETRY"], "1");
+    // The private temp dir is the account's, 0700.
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&tmp).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (uid, 0o700));
+}
+
+#[test]
+fn up_twice_gives_one_service_and_stop_ends_it() {
+    let s = Svc::new("up", "exec sleep 300", "");
+    s.d.warden(&["up"]).assert().success();
+    let first = s.status();
+    assert_eq!(first["state"], "running", "{first}");
+    let out = s.d.warden(&["up"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    let second = s.status();
+    assert_eq!(first["supervisor_pid"], second["supervisor_pid"]);
+    assert_eq!(first["service_pid"], second["service_pid"]);
+    assert_eq!(second["user"], s.acct.name.as_str());
+    let svc = first["service_pid"].as_i64().unwrap();
+    s.d.warden(&["stop"]).assert().success();
+    assert!(!alive(svc), "service still alive after stop");
+    let out = s.d.warden(&["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = s.d.warden(&["stop"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn stale_pid_file_is_detected_and_its_process_left_alone() {
+    let s = Svc::new("stale", "exec sleep 300", "");
+    s.d.warden(&["up"]).assert().success();
+    s.d.warden(&["stop"]).assert().success();
+    // Another process now has the PID the file names (a different start time).
+    let mut other = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let run_dir = PathBuf::from("/run/warden").join(&s.acct.name);
+    std::fs::write(run_dir.join("warden.pid"), format!("{} 12345\n", other.id())).unwrap();
+    let st = s.status();
+    assert_eq!(st["state"], "stopped");
+    assert!(st["warnings"][0].as_str().unwrap().contains("stale PID file"), "{st}");
+    let out = s.d.warden(&["stop"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale PID file"));
+    assert!(alive(i64::from(other.id())), "the unrelated process was killed");
+    assert!(!run_dir.join("warden.pid").exists());
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
+
+#[test]
+fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
+    let s = Svc::new("kill", "trap '' TERM\nwhile :; do sleep 0.1; done", "");
+    s.d.warden(&["up"]).assert().success();
+    let svc = s.status()["service_pid"].as_i64().unwrap();
+    let t = Instant::now();
+    s.d.warden(&["stop"]).assert().success();
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(2), "stopped in {took:?}, before the 2s grace period");
+    assert!(!alive(svc));
+    let log = std::fs::read_to_string(PathBuf::from("/run/warden").join(&s.acct.name).join("supervisor.log")).unwrap();
+    assert!(log.contains("sending SIGKILL"), "{log}");
+}
+
+#[test]
+fn killing_warden_kills_the_service() {
+    let s = Svc::new("death", "exec sleep 300", "");
+    s.d.warden(&["up"]).assert().success();
+    let st = s.status();
+    let (sup, svc) = (st["supervisor_pid"].as_i64().unwrap(), st["service_pid"].as_i64().unwrap());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the service to die with warden", Duration::from_secs(5), || !alive(svc));
+}
+
+#[test]
+fn crash_loop_is_restarted_with_backoff_then_failed() {
+    let s = Svc::new("crash", "echo crashing; exit 3", "");
+    let policy = std::fs::read_to_string(s.d.policy()).unwrap().replace(
+        "restart = { policy = \"never\" }",
+        "restart = { policy = \"on-failure\", max = 3, within = \"1m\" }",
+    );
+    std::fs::write(s.d.policy(), policy).unwrap();
+    let t = Instant::now();
+    let out = s.d.warden(&["run", "--no-echo"]).output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // Backoff: 0.5s + 1s + 2s between the four starts.
+    assert!(took >= Duration::from_millis(3500), "{took:?}");
+    let st = s.status();
+    assert_eq!(st["state"], "failed");
+    assert_eq!(st["restarts"], 3);
+    assert!(st["message"].as_str().unwrap().contains("gave up"));
+    let log = std::fs::read_to_string(s.d.path().join("logs").join(format!("{}.log", s.acct.name))).unwrap();
+    assert_eq!(log.matches("crashing").count(), 4);
+    s.d.warden(&["status"]).assert().code(1);
+}
+
+#[test]
+fn public_tunnels_are_refused_naming_the_policy_key() {
+    let s = Svc::new("share", "exit 0", "");
+    let text = std::fs::read_to_string(s.d.policy()).unwrap();
+    std::fs::write(s.d.policy(), text.replace("[\"./svc.sh\"]", "[\"./svc.sh\", \"--share\"]")).unwrap();
+    let out = s.d.warden(&["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--share") && err.contains("service.allow-share"), "{err}");
+
+    std::fs::write(s.d.policy(), text.replace("stop-timeout", "env = { GRADIO_SHARE = \"True\" }\nstop-timeout")).unwrap();
+    let out = s.d.warden(&["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GRADIO_SHARE") && err.contains("service.allow-share"), "{err}");
+
+    std::fs::write(s.d.policy(), text.replace("[\"./svc.sh\"]", "[\"./svc.sh\", \"--server-name\", \"0.0.0.0\"]")).unwrap();
+    let out = s.d.warden(&["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("service.listen"));
+}
+
+#[test]
+fn a_missing_account_is_a_clear_error() {
+    let s = Svc::with_account(TestAccount::reserve("none"), "exit 0", "");
+    let out = s.d.warden(&["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist") && err.contains("warden harden"), "{err}");
+}
