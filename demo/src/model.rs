@@ -172,6 +172,12 @@ pub struct Models {
 impl Models {
     /// Loads the three models from `dir` (the `models/` directory).
     pub fn load(dir: &Path) -> Result<Models, LoadError> {
+        if !dir.is_dir() {
+            return Err(fail(
+                dir,
+                "the models directory does not exist (run from the deployment directory or pass --models DIR)",
+            ));
+        }
         let mut files = Vec::new();
         let base = load_base(&dir.join(BASE_DIR), &mut files)?;
         let edit = load_edit(&dir.join(EDIT_DIR), base.dim, &mut files)?;
