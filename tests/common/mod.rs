@@ -100,14 +100,28 @@ impl TestAccount {
         run_ok("groupadd", &["--system", &name]);
         run_ok(
             "useradd",
-            &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--gid", &name, &name],
+            &[
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--gid",
+                &name,
+                &name,
+            ],
         );
-        Self { name, extra_groups: Vec::new() }
+        Self {
+            name,
+            extra_groups: Vec::new(),
+        }
     }
 
     /// A name for an account that does not exist yet (for `warden harden` to create).
     pub fn reserve(tag: &str) -> Self {
-        Self { name: unique_name(tag), extra_groups: Vec::new() }
+        Self {
+            name: unique_name(tag),
+            extra_groups: Vec::new(),
+        }
     }
 
     /// Creates an extra group, deleted with the account.
@@ -119,18 +133,30 @@ impl TestAccount {
     }
 
     pub fn uid(&self) -> u32 {
-        nix::unistd::User::from_name(&self.name).unwrap().expect("account exists").uid.as_raw()
+        nix::unistd::User::from_name(&self.name)
+            .unwrap()
+            .expect("account exists")
+            .uid
+            .as_raw()
     }
 
     pub fn gid(&self) -> u32 {
-        nix::unistd::Group::from_name(&self.name).unwrap().expect("group exists").gid.as_raw()
+        nix::unistd::Group::from_name(&self.name)
+            .unwrap()
+            .expect("group exists")
+            .gid
+            .as_raw()
     }
 }
 
 impl Drop for TestAccount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("userdel").arg(&self.name).output();
-        let _ = std::process::Command::new("groupdel").arg(&self.name).output();
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .output();
+        let _ = std::process::Command::new("groupdel")
+            .arg(&self.name)
+            .output();
         for g in &self.extra_groups {
             let _ = std::process::Command::new("groupdel").arg(g).output();
         }
@@ -141,13 +167,24 @@ fn unique_name(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let t: String = tag.chars().filter(char::is_ascii_lowercase).take(8).collect();
+    let t: String = tag
+        .chars()
+        .filter(char::is_ascii_lowercase)
+        .take(8)
+        .collect();
     format!("wdt-{t}-{}-{n}", std::process::id() % 100_000)
 }
 
 fn run_ok(cmd: &str, args: &[&str]) {
-    let out = std::process::Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Lets every user traverse (not list) the deployment, as a real /srv/app would be.

@@ -41,7 +41,11 @@ impl Svc {
     }
 
     fn status(&self) -> serde_json::Value {
-        let out = self.d.warden(&["status", "--format", "json"]).output().unwrap();
+        let out = self
+            .d
+            .warden(&["status", "--format", "json"])
+            .output()
+            .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
@@ -69,8 +73,11 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
 const REPORT: &str = r#"out="$TMPDIR/report"
@@ -99,34 +106,72 @@ fn service_runs_as_the_account_with_a_clean_environment() {
     let mut acct = TestAccount::create("run");
     let extra = acct.add_group("gpu");
     let s = Svc::with_account(acct, REPORT, &format!("groups = [\"{extra}\"]"));
-    let out = s.d.warden(&["run"]).env("SECRET_TOKEN", "hunter2").env("HF_TOKEN", "hf_abc").output().unwrap();
-    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        s.d.warden(&["run"])
+            .env("SECRET_TOKEN", "hunter2")
+            .env("HF_TOKEN", "hf_abc")
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = std::fs::read_to_string(s.tmp().join("report")).unwrap();
     let (st, env) = parse_report(&report);
     let (uid, gid) = (s.acct.uid(), s.acct.gid());
-    let extra_gid = nix::unistd::Group::from_name(&extra).unwrap().unwrap().gid.as_raw();
+    let extra_gid = nix::unistd::Group::from_name(&extra)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
     assert_eq!(st["Uid"], format!("{uid}\t{uid}\t{uid}\t{uid}"));
     assert_eq!(st["Gid"], format!("{gid}\t{gid}\t{gid}\t{gid}"));
-    let groups: Vec<u32> = st["Groups"].split_whitespace().map(|g| g.parse().unwrap()).collect();
-    assert!(groups.contains(&gid) && groups.contains(&extra_gid), "groups {groups:?}");
+    let groups: Vec<u32> = st["Groups"]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    assert!(
+        groups.contains(&gid) && groups.contains(&extra_gid),
+        "groups {groups:?}"
+    );
     for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         assert_eq!(st[cap], "0000000000000000", "{cap}");
     }
     assert_eq!(st["NoNewPrivs"], "1");
     assert_eq!(st["Umask"], "0077");
-    assert!(!env.contains_key("SECRET_TOKEN") && !env.contains_key("HF_TOKEN"), "{env:?}");
-    let allowed = ["PATH", "LANG", "LANGUAGE", "TZ", "HOME", "USER", "LOGNAME", "PWD", "SHLVL", "_"];
+    assert!(
+        !env.contains_key("SECRET_TOKEN") && !env.contains_key("HF_TOKEN"),
+        "{env:?}"
+    );
+    let allowed = [
+        "PATH", "LANG", "LANGUAGE", "TZ", "HOME", "USER", "LOGNAME", "PWD", "SHLVL", "_",
+    ];
     for k in env.keys() {
-        let from_warden = warden::supervise::env::DEFAULTS.iter().any(|(d, _, _)| d == k);
-        assert!(allowed.contains(&k.as_str()) || k.starts_with("LC_") || from_warden, "unexpected variable {k}");
+        let from_warden = warden::supervise::env::DEFAULTS
+            .iter()
+            .any(|(d, _, _)| d == k);
+        assert!(
+            allowed.contains(&k.as_str()) || k.starts_with("LC_") || from_warden,
+            "unexpected variable {k}"
+        );
     }
     let tmp = s.tmp();
     let root = s.d.path().canonicalize().unwrap();
     assert_eq!(env["TMPDIR"], tmp.to_string_lossy());
     assert_eq!(env["TMP"], tmp.to_string_lossy());
     assert!(env["GRADIO_TEMP_DIR"].starts_with(&*tmp.to_string_lossy()));
-    for k in ["HF_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "TRITON_CACHE_DIR"] {
-        assert!(env[k].starts_with(&*root.join("state").to_string_lossy()), "{k}={}", env[k]);
+    for k in [
+        "HF_HOME",
+        "XDG_CACHE_HOME",
+        "MPLCONFIGDIR",
+        "TRITON_CACHE_DIR",
+    ] {
+        assert!(
+            env[k].starts_with(&*root.join("state").to_string_lossy()),
+            "{k}={}",
+            env[k]
+        );
     }
     assert_eq!(env["GRADIO_ANALYTICS_ENABLED"], "False");
     assert_eq!(env["HF_HUB_DISABLE_TELEMETRY"], "1");
@@ -165,16 +210,32 @@ fn stale_pid_file_is_detected_and_its_process_left_alone() {
     s.d.warden(&["up"]).assert().success();
     s.d.warden(&["stop"]).assert().success();
     // Another process now has the PID the file names (a different start time).
-    let mut other = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let mut other = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
     let run_dir = PathBuf::from("/run/warden").join(&s.acct.name);
-    std::fs::write(run_dir.join("warden.pid"), format!("{} 12345\n", other.id())).unwrap();
+    std::fs::write(
+        run_dir.join("warden.pid"),
+        format!("{} 12345\n", other.id()),
+    )
+    .unwrap();
     let st = s.status();
     assert_eq!(st["state"], "stopped");
-    assert!(st["warnings"][0].as_str().unwrap().contains("stale PID file"), "{st}");
+    assert!(
+        st["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("stale PID file"),
+        "{st}"
+    );
     let out = s.d.warden(&["stop"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stale PID file"));
-    assert!(alive(i64::from(other.id())), "the unrelated process was killed");
+    assert!(
+        alive(i64::from(other.id())),
+        "the unrelated process was killed"
+    );
     assert!(!run_dir.join("warden.pid").exists());
     other.kill().unwrap();
     other.wait().unwrap();
@@ -188,9 +249,17 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     let t = Instant::now();
     s.d.warden(&["stop"]).assert().success();
     let took = t.elapsed();
-    assert!(took >= Duration::from_secs(2), "stopped in {took:?}, before the 2s grace period");
+    assert!(
+        took >= Duration::from_secs(2),
+        "stopped in {took:?}, before the 2s grace period"
+    );
     assert!(!alive(svc));
-    let log = std::fs::read_to_string(PathBuf::from("/run/warden").join(&s.acct.name).join("supervisor.log")).unwrap();
+    let log = std::fs::read_to_string(
+        PathBuf::from("/run/warden")
+            .join(&s.acct.name)
+            .join("supervisor.log"),
+    )
+    .unwrap();
     assert!(log.contains("sending SIGKILL"), "{log}");
 }
 
@@ -199,9 +268,20 @@ fn killing_warden_kills_the_service() {
     let s = Svc::new("death", "exec sleep 300", "");
     s.d.warden(&["up"]).assert().success();
     let st = s.status();
-    let (sup, svc) = (st["supervisor_pid"].as_i64().unwrap(), st["service_pid"].as_i64().unwrap());
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_for("the service to die with warden", Duration::from_secs(5), || !alive(svc));
+    let (sup, svc) = (
+        st["supervisor_pid"].as_i64().unwrap(),
+        st["service_pid"].as_i64().unwrap(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(
+        "the service to die with warden",
+        Duration::from_secs(5),
+        || !alive(svc),
+    );
 }
 
 #[test]
@@ -215,14 +295,20 @@ fn crash_loop_is_restarted_with_backoff_then_failed() {
     let t = Instant::now();
     let out = s.d.warden(&["run", "--no-echo"]).output().unwrap();
     let took = t.elapsed();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Backoff: 0.5s + 1s + 2s between the four starts.
     assert!(took >= Duration::from_millis(3500), "{took:?}");
     let st = s.status();
     assert_eq!(st["state"], "failed");
     assert_eq!(st["restarts"], 3);
     assert!(st["message"].as_str().unwrap().contains("gave up"));
-    let log = std::fs::read_to_string(s.d.path().join("logs").join(format!("{}.log", s.acct.name))).unwrap();
+    let log = std::fs::read_to_string(s.d.path().join("logs").join(format!("{}.log", s.acct.name)))
+        .unwrap();
     assert_eq!(log.matches("crashing").count(), 4);
     s.d.warden(&["status"]).assert().code(1);
 }
@@ -231,19 +317,43 @@ fn crash_loop_is_restarted_with_backoff_then_failed() {
 fn public_tunnels_are_refused_naming_the_policy_key() {
     let s = Svc::new("share", "exit 0", "");
     let text = std::fs::read_to_string(s.d.policy()).unwrap();
-    std::fs::write(s.d.policy(), text.replace("[\"./svc.sh\"]", "[\"./svc.sh\", \"--share\"]")).unwrap();
+    std::fs::write(
+        s.d.policy(),
+        text.replace("[\"./svc.sh\"]", "[\"./svc.sh\", \"--share\"]"),
+    )
+    .unwrap();
     let out = s.d.warden(&["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--share") && err.contains("service.allow-share"), "{err}");
+    assert!(
+        err.contains("--share") && err.contains("service.allow-share"),
+        "{err}"
+    );
 
-    std::fs::write(s.d.policy(), text.replace("stop-timeout", "env = { GRADIO_SHARE = \"True\" }\nstop-timeout")).unwrap();
+    std::fs::write(
+        s.d.policy(),
+        text.replace(
+            "stop-timeout",
+            "env = { GRADIO_SHARE = \"True\" }\nstop-timeout",
+        ),
+    )
+    .unwrap();
     let out = s.d.warden(&["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("GRADIO_SHARE") && err.contains("service.allow-share"), "{err}");
+    assert!(
+        err.contains("GRADIO_SHARE") && err.contains("service.allow-share"),
+        "{err}"
+    );
 
-    std::fs::write(s.d.policy(), text.replace("[\"./svc.sh\"]", "[\"./svc.sh\", \"--server-name\", \"0.0.0.0\"]")).unwrap();
+    std::fs::write(
+        s.d.policy(),
+        text.replace(
+            "[\"./svc.sh\"]",
+            "[\"./svc.sh\", \"--server-name\", \"0.0.0.0\"]",
+        ),
+    )
+    .unwrap();
     let out = s.d.warden(&["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("service.listen"));
@@ -255,5 +365,93 @@ fn a_missing_account_is_a_clear_error() {
     let out = s.d.warden(&["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not exist") && err.contains("warden harden"), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("warden harden"),
+        "{err}"
+    );
+}
+
+/// Processes below `pid` (from /proc/PID/task/*/children).
+fn descendants(pid: i64) -> Vec<i64> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", all[i])) {
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                all.extend(
+                    kids.split_whitespace()
+                        .filter_map(|k| k.parse::<i64>().ok()),
+                );
+            }
+        }
+        i += 1;
+    }
+    all.remove(0);
+    all
+}
+
+fn is_zombie(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn as_pid_1_it_reaps_orphans_and_forwards_sigterm() {
+    // Each subshell exits at once, orphaning its `sleep`, which the PID 1 must reap.
+    let s = Svc::new(
+        "pidone",
+        "(sleep 0.3 &)\n(sleep 0.3 &)\n(sleep 0.3 &)\necho started\nexec sleep 300",
+        "",
+    );
+    let mut unshare = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .arg("-c")
+        .arg(s.d.policy())
+        .args(["run", "--no-echo"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let outer = i64::from(unshare.id());
+    let mut warden = 0;
+    wait_for("warden to start as PID 1", Duration::from_secs(5), || {
+        warden = descendants(outer).first().copied().unwrap_or(0);
+        warden != 0
+            && std::fs::read_to_string(format!("/proc/{warden}/status")).is_ok_and(|st| {
+                st.lines()
+                    .any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some("1"))
+            })
+    });
+    wait_for(
+        "the orphans to exit and be reaped",
+        Duration::from_secs(5),
+        || {
+            let d = descendants(warden);
+            d.len() == 1 && !d.iter().any(|p| is_zombie(*p))
+        },
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(warden as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = unshare.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "warden did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(unshare.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("running as PID 1") && err.contains("SIGTERM received"),
+        "{err}"
+    );
 }
