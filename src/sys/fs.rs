@@ -85,6 +85,17 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?)
 }
 
+/// Opens the directory `name` inside `dir` with `O_PATH`: usable as the base of the other
+/// calls here, needs only search permission, never follows a symlink.
+pub fn open_path_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Meta> {
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
@@ -249,8 +260,8 @@ mod tests {
         std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::symlink(&outside, d.path().join("link")).unwrap();
         std::fs::write(d.path().join("plain"), b"x").unwrap();
-        let dir = rustix::fs::open(d.path(), OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
-            .unwrap();
+        let dir =
+            rustix::fs::open(d.path(), OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
 
         assert!(chmod_at(dir.as_fd(), &c("link"), 0o400).is_err());
         assert!(chmod_via_proc(dir.as_fd(), &c("link"), 0o400).is_err());
@@ -261,7 +272,10 @@ mod tests {
         assert_eq!(stat_at(dir.as_fd(), &c("plain")).unwrap().mode, 0o440);
         chmod_via_proc(dir.as_fd(), &c("plain"), 0o400).unwrap();
         assert_eq!(stat_at(dir.as_fd(), &c("plain")).unwrap().mode, 0o400);
-        assert_eq!(stat_at(dir.as_fd(), &c("link")).unwrap().kind, Kind::Symlink);
+        assert_eq!(
+            stat_at(dir.as_fd(), &c("link")).unwrap().kind,
+            Kind::Symlink
+        );
     }
 
     #[test]
@@ -271,8 +285,8 @@ mod tests {
         std::fs::write(d.path().join("sub/a"), b"").unwrap();
         std::fs::write(d.path().join("sub/bb"), b"").unwrap();
         std::os::unix::fs::symlink("sub", d.path().join("link")).unwrap();
-        let dir = rustix::fs::open(d.path(), OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
-            .unwrap();
+        let dir =
+            rustix::fs::open(d.path(), OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
         assert!(open_dir_at(dir.as_fd(), &c("link")).is_err());
         let sub = open_dir_at(dir.as_fd(), &c("sub")).unwrap();
         let names = read_names(sub.as_fd()).unwrap();

@@ -7,6 +7,11 @@ pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// The effective group id.
+pub fn egid() -> u32 {
+    rustix::process::getegid().as_raw()
+}
+
 /// The effective group id and the supplementary groups, deduplicated.
 pub fn groups() -> io::Result<Vec<u32>> {
     let mut out: Vec<u32> = rustix::process::getgroups()?
