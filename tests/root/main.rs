@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod e2e;
 mod supervise;
 
 #[test]
