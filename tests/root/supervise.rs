@@ -455,3 +455,36 @@ fn as_pid_1_it_reaps_orphans_and_forwards_sigterm() {
         "{err}"
     );
 }
+
+#[test]
+fn status_warns_when_the_service_listens_where_the_policy_does_not_allow() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The bind is hidden in code, so preflight cannot see it; status does.
+    let script = format!(
+        "exec /usr/bin/python3 -c \"import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', {port}))\ns.listen()\ntime.sleep(300)\""
+    );
+    let s = Svc::new("listen", &script, "listen = [\"127.0.0.1:7860\"]");
+    s.d.warden(&["up"]).assert().success();
+    let mut st = s.status();
+    wait_for("the socket to show up", Duration::from_secs(5), || {
+        st = s.status();
+        st["listening"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    assert_eq!(
+        st["listening"],
+        serde_json::json!([format!("0.0.0.0:{port}")])
+    );
+    let w = st["warnings"][0].as_str().unwrap();
+    assert!(
+        w.contains(&format!("0.0.0.0:{port}"))
+            && w.contains("service.listen")
+            && w.contains("every network interface"),
+        "{w}"
+    );
+    let out = s.d.warden(&["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("which service.listen does not allow"));
+}
