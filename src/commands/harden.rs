@@ -110,8 +110,12 @@ pub fn run(policy: &Policy, args: &HardenArgs) -> Result<Outcome> {
                     plural_actions(actions.len())
                 );
             } else {
+                let partly = match counts.partial {
+                    0 => String::new(),
+                    n => format!(", {n} partly"),
+                };
                 println!(
-                    "hardened: {} of {} changes applied{} ({entries})",
+                    "hardened: {} of {} changes applied{partly}{} ({entries})",
                     counts.applied,
                     counts.changes,
                     if account_applied {
@@ -152,10 +156,18 @@ fn plural_actions(n: usize) -> String {
 /// Prints a running count of checked entries on stderr until `done`.
 fn progress_display(count: &AtomicU64, done: &AtomicBool) {
     let mut shown = false;
+    let mut ticks = 0u32;
     while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-        eprint!("\rwarden: {} entries checked", count.load(Ordering::Relaxed));
-        shown = true;
+        std::thread::sleep(Duration::from_millis(20));
+        ticks += 1;
+        // Quiet for the first half second, then every 200 ms.
+        if ticks >= 25 && ticks % 10 == 0 {
+            eprint!(
+                "\rwarden: {} entries checked",
+                count.load(Ordering::Relaxed)
+            );
+            shown = true;
+        }
     }
     if shown {
         eprint!("\r\x1b[K");

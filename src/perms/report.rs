@@ -119,6 +119,8 @@ pub struct Report {
 pub struct Counts {
     pub changes: usize,
     pub applied: usize,
+    /// Partly applied (the mode, or the creation); the rest needs root. Also in `needs_root`.
+    pub partial: usize,
     pub needs_root: usize,
     pub failed: usize,
     /// Changes not (fully) applied, failures and blocking findings: non-zero means exit 1.
@@ -134,7 +136,11 @@ impl Report {
         for ch in &self.changes {
             match ch.status {
                 Status::Applied => c.applied += 1,
-                Status::Partial | Status::NeedsRoot => c.needs_root += 1,
+                Status::Partial => {
+                    c.partial += 1;
+                    c.needs_root += 1;
+                }
+                Status::NeedsRoot => c.needs_root += 1,
                 Status::Planned if ch.needs_root => c.needs_root += 1,
                 Status::Failed => c.failed += 1,
                 Status::Planned => {}
@@ -223,6 +229,7 @@ impl Report {
         let after = format!("{}:{} {:04o}", c.after.owner, c.after.group, c.after.mode);
         let note = match c.status {
             Status::Planned if c.needs_root => "  (needs root)",
+            Status::Partial if c.before.is_none() => "  (created; owner needs root)",
             Status::Partial => "  (mode applied; owner needs root)",
             Status::NeedsRoot => "  (needs root)",
             Status::Failed => "  (failed)",
@@ -283,7 +290,7 @@ impl Report {
             "warnings": findings,
             "failures": failures,
             "summary": {
-                "changes": c.changes, "applied": c.applied, "needs_root": c.needs_root,
+                "changes": c.changes, "applied": c.applied, "partial": c.partial, "needs_root": c.needs_root,
                 "failed": c.failed, "not_applied": c.not_applied,
             },
         })

@@ -176,7 +176,11 @@ impl<'a> Walker<'a> {
         let (planned, _) = plan::plan_entry(zone, &meta);
         let (target, status, needs_root) = match planned {
             Some(p) => {
-                let status = self.apply(acc, dir, name, &meta, &p, &path);
+                let status = match self.apply(acc, dir, name, &meta, &p, &path) {
+                    // The directory itself was created.
+                    Status::NeedsRoot => Status::Partial,
+                    s => s,
+                };
                 (
                     p.target.clone(),
                     status,
