@@ -62,7 +62,12 @@ impl Spec {
         Self {
             user: policy.service.user.to_string(),
             group: policy.group.to_string(),
-            groups: policy.service.groups.iter().map(|g| g.to_string()).collect(),
+            groups: policy
+                .service
+                .groups
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
             home: policy.state_dir.clone(),
             shell: shell.to_owned(),
         }
@@ -146,7 +151,13 @@ impl Action {
                 v
             }
             Action::AddGroups { user, groups } => {
-                vec![s("usermod"), s("-a"), s("-G"), groups.join(","), user.clone()]
+                vec![
+                    s("usermod"),
+                    s("-a"),
+                    s("-G"),
+                    groups.join(","),
+                    user.clone(),
+                ]
             }
             Action::SetPrimaryGroup { user, group } => {
                 vec![s("usermod"), s("-g"), group.clone(), user.clone()]
@@ -177,7 +188,10 @@ impl fmt::Display for Action {
         match self {
             Action::CreateGroup { group } => write!(f, "create group {group}"),
             Action::CreateUser { user, group, .. } => {
-                write!(f, "create system account {user} (group {group}, no login shell)")
+                write!(
+                    f,
+                    "create system account {user} (group {group}, no login shell)"
+                )
             }
             Action::AddGroups { user, groups } => {
                 write!(f, "add {user} to group(s) {}", groups.join(", "))
@@ -186,7 +200,11 @@ impl fmt::Display for Action {
                 write!(f, "set the primary group of {user} to {group}")
             }
             Action::SetShell { user, shell } => {
-                write!(f, "set the shell of {user} to {} (no login)", shell.display())
+                write!(
+                    f,
+                    "set the shell of {user} to {} (no login)",
+                    shell.display()
+                )
             }
         }?;
         write!(f, ": {}", self.argv().join(" "))
