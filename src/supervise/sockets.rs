@@ -14,10 +14,10 @@ pub fn listening(pids: &[i32]) -> Vec<SocketAddr> {
         for fd in fds.flatten() {
             if let Ok(target) = std::fs::read_link(fd.path()) {
                 let t = target.to_string_lossy();
-                if let Some(n) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                    if let Ok(n) = n.parse::<u64>() {
-                        inodes.insert(n);
-                    }
+                if let Some(n) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']'))
+                    && let Ok(n) = n.parse::<u64>()
+                {
+                    inodes.insert(n);
                 }
             }
         }
