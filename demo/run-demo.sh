@@ -60,9 +60,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------------
-step "1. Build the workspace (cargo build --release)"
+step "1. Build the workspace (cargo build --release --workspace)"
 cd "$REPO"
-cargo build --release
+cargo build --release --workspace
 TARGET=$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ -n "$TARGET" ] || TARGET="$REPO/target"
