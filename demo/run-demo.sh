@@ -88,7 +88,8 @@ mkdir -p -- "$(dirname "$DEST")"
 cp -r -- "$REPO/examples/image-edit" "$DEST"
 cp -- "$DEMO_BIN" "$DEST/bin/image-edit-demo"
 chmod 0755 "$DEST/bin/image-edit-demo"
-(cd "$DEST" && find . -path ./bin/.gitkeep -prune -o -type f -print | sort | sed 's/^/    /')
+rm -f -- "$DEST/bin/.gitkeep"
+(cd "$DEST" && find . -type f | sort | sed 's/^/    /')
 
 # ---------------------------------------------------------------------------------------------
 step "3. warden validate"

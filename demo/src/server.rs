@@ -437,9 +437,13 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     logging::info(&format!("loading models from {}", opts.models.display()));
     let models = Models::load(&opts.models).map_err(|e| format!("cannot load the models: {e}"))?;
     for f in &models.files {
+        let what = match f.role {
+            "base" => "base model",
+            "edit" => "edit model",
+            _ => "LoRA adapter",
+        };
         logging::info(&format!(
-            "loaded {} model {} from {} ({} tensors, {} bytes)",
-            f.role,
+            "loaded {what} {} from {} ({} tensors, {} bytes)",
             f.name,
             f.path.display(),
             f.tensors.len(),
