@@ -212,15 +212,18 @@ struct ScriptState {
     conda: Option<String>,
 }
 
+/// The service command of a script, with what was stripped from it.
+struct Found {
+    cmd: Simple,
+    core: Vec<Word>,
+    prefix_env: Vec<(String, String)>,
+    state: ScriptState,
+    wrappers: Vec<String>,
+}
+
 fn from_script(root: &Path, name: &str, text: &str) -> Option<Guess> {
     let mut state = ScriptState::default();
-    let mut found: Option<(
-        Simple,
-        Vec<Word>,
-        Vec<(String, String)>,
-        ScriptState,
-        Vec<String>,
-    )> = None;
+    let mut found: Option<Found> = None;
     for cmd in shell::parse(text) {
         track_state(&cmd.words, &mut state);
         let mut prefix_env = Vec::new();
@@ -228,10 +231,22 @@ fn from_script(root: &Path, name: &str, text: &str) -> Option<Guess> {
         if let Some(core) = unwrap(&cmd.words, &mut prefix_env, &mut wrappers, 0)
             && runs_service(&core)
         {
-            found = Some((cmd.clone(), core, prefix_env, state.clone(), wrappers));
+            found = Some(Found {
+                cmd: cmd.clone(),
+                core,
+                prefix_env,
+                state: state.clone(),
+                wrappers,
+            });
         }
     }
-    let (cmd, core, prefix_env, state, wrappers) = found?;
+    let Found {
+        cmd,
+        core,
+        prefix_env,
+        state,
+        wrappers,
+    } = found?;
     let mut g = Guess::new();
     g.source = Some(format!("{} line {}", term::escape(name), cmd.line));
     // The line as written, secrets in assignments hidden: it goes into a comment.

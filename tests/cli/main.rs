@@ -4,4 +4,5 @@
 mod common;
 
 mod harden;
+mod init;
 mod validate;
