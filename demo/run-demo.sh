@@ -8,7 +8,8 @@
 # request, shows the result and the log lines, and stops the service.
 #
 # DEST is replaced on each run when it holds a previous copy (a warden.toml and bin/); any
-# other existing directory is refused.
+# other existing directory is refused. With WARDEN_DEMO_DIRECT=1 the service is started with
+# setpriv instead of `warden up` (what the script does where `warden up` does not exist).
 set -euo pipefail
 
 DEST=${1:-/srv/warden-demo/image-edit}
@@ -140,14 +141,14 @@ if curl -fsS -o /dev/null --max-time 2 "$URL/healthz" 2>/dev/null; then
 fi
 
 LOG=
-if "$WARDEN" up --help >/dev/null 2>&1; then
+if [ -z "${WARDEN_DEMO_DIRECT:-}" ] && "$WARDEN" up --help >/dev/null 2>&1; then
     step "6. warden up (start as aiuser in the background, wait until ready)"
     WARDEN_UP=1
     "$WARDEN" up -c "$POLICY"
     "$WARDEN" status -c "$POLICY" || true
     LOG="$DEST/logs/image-edit.log"
 else
-    step "6. Start the service as aiuser (warden up is not built yet: setpriv stands in)"
+    step "6. Start the service as aiuser (setpriv stands in for warden up)"
     LOG="$WORK/service.log"
     note "setpriv --reuid=aiuser --regid=aiusers --init-groups --reset-env, in $DEST, TMPDIR=$DEST/tmp"
     (
