@@ -59,6 +59,54 @@ const SERVERS: &[&str] = &[
     "deno",
 ];
 
+/// Programs a script starts in the background that are not the service.
+const UTILITIES: &[&str] = &[
+    "echo",
+    "printf",
+    "sleep",
+    "tail",
+    "cat",
+    "kill",
+    "pkill",
+    "killall",
+    "wait",
+    "true",
+    "false",
+    "touch",
+    "mkdir",
+    "rm",
+    "cp",
+    "mv",
+    "ln",
+    "chmod",
+    "chown",
+    "tee",
+    "logger",
+    "date",
+    "watch",
+    "read",
+    "test",
+    "[",
+    "exit",
+    "set",
+    "trap",
+    "xdg-open",
+    "open",
+    "curl",
+    "wget",
+    "ssh",
+    "autossh",
+    "ngrok",
+    "cloudflared",
+    "nvidia-smi",
+    "top",
+    "htop",
+    "less",
+    "grep",
+    "sed",
+    "awk",
+];
+
 /// Environment variables warden sets itself, or that must not be inherited from a script.
 const ENV_DROPPED: &[&str] = &[
     "HOME",
@@ -229,7 +277,7 @@ fn from_script(root: &Path, name: &str, text: &str) -> Option<Guess> {
         let mut prefix_env = Vec::new();
         let mut wrappers = Vec::new();
         if let Some(core) = unwrap(&cmd.words, &mut prefix_env, &mut wrappers, 0)
-            && runs_service(&core)
+            && runs_service(&core, detached(&cmd, &core))
         {
             found = Some(Found {
                 cmd: cmd.clone(),
@@ -534,7 +582,7 @@ fn inner(
         let mut e = Vec::new();
         let mut n = Vec::new();
         if let Some(core) = unwrap(&cmd.words, &mut e, &mut n, depth + 1)
-            && runs_service(&core)
+            && runs_service(&core, detached(&cmd, &core))
         {
             found = Some((core, e, n));
         }
@@ -555,8 +603,20 @@ fn is_python(program: &str) -> bool {
         .is_some_and(|v| v.is_empty() || v.chars().all(|c| c.is_ascii_digit() || c == '.'))
 }
 
-/// Whether the words run a service (not `python -c ...`, `pip install`, `python --version`).
-fn runs_service(words: &[Word]) -> bool {
+/// Whether a command was started to outlive the script: put in the background, or run under
+/// `nohup`, `exec` or `setsid`.
+fn detached(cmd: &Simple, core: &[Word]) -> bool {
+    let wrappers = &cmd.words[..cmd.words.len().saturating_sub(core.len())];
+    cmd.background
+        || wrappers
+            .iter()
+            .any(|w| matches!(w.text.as_str(), "nohup" | "exec" | "setsid" | "daemonize"))
+}
+
+/// Whether the words run a service: a known server or interpreter (not `python -c ...`,
+/// `pip install`, `python --version`), or any other program started detached that is not a
+/// common utility (`nohup bin/server &`).
+fn runs_service(words: &[Word], detached: bool) -> bool {
     let Some(program) = words.first().map(|w| w.text.as_str()) else {
         return false;
     };
@@ -578,7 +638,13 @@ fn runs_service(words: &[Word]) -> bool {
         "uv" | "poetry" | "pipenv" | "conda" | "pdm" | "hatch" => {
             arg(1) == Some("run") && words.len() > 2
         }
-        _ => SERVERS.contains(&b),
+        _ if SERVERS.contains(&b) => true,
+        _ => {
+            detached
+                && !words[0].text.contains(shell::EXPANSION)
+                && !UTILITIES.contains(&b)
+                && !b.ends_with(".sh")
+        }
     }
 }
 

@@ -244,3 +244,32 @@ fn kwargs_in_source() {
     assert_eq!(kwarg("ghost=1", "host"), None);
     assert_eq!(kwarg("host", "host"), None);
 }
+
+#[test]
+fn a_detached_program_of_the_deployment() {
+    let (_d, g) = guess_in(&[(
+        "start.sh",
+        "cd \"$(dirname \"$0\")\"\nnohup bin/image-edit-demo --server-name 127.0.0.1 --server-port 7860 \\\n    >> gradio.log 2>&1 &\n\
+         nohup tail -f gradio.log &\necho started\n",
+    )]);
+    assert_eq!(
+        cmd(&g),
+        [
+            "bin/image-edit-demo",
+            "--server-name",
+            "127.0.0.1",
+            "--server-port",
+            "7860"
+        ]
+    );
+    assert_eq!(g.listen, Some("127.0.0.1:7860".parse().unwrap()));
+    assert_eq!(g.server, Server::Unknown);
+
+    // Run in the foreground, an unknown program is not taken for the service.
+    let (_d, g) = guess_in(&[(
+        "start.sh",
+        "bin/migrate --all
+",
+    )]);
+    assert!(g.command.is_none());
+}
