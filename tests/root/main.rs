@@ -4,6 +4,7 @@
 mod common;
 
 mod e2e;
+mod harden;
 mod supervise;
 
 #[test]
