@@ -454,7 +454,7 @@ fn is_onnx(head: &[u8], len: u64) -> bool {
         }
         if (2..=4).contains(&field) {
             // Strings: UTF-8 when they are in the head.
-            if let Some(s) = head.get(at..at + n as usize)
+            if let Some(s) = at.checked_add(n as usize).and_then(|end| head.get(at..end))
                 && std::str::from_utf8(s).is_err()
             {
                 return false;

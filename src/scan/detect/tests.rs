@@ -380,3 +380,42 @@ with zipfile.ZipFile(f"{d}/deflated.zip", "w", zipfile.ZIP_DEFLATED) as z:
         Format::Zip
     );
 }
+
+/// Truncations and corruptions of every sample, with any claimed length: never a panic.
+#[test]
+fn no_panics_on_bad_input() {
+    let mut samples: Vec<Vec<u8>> = vec![
+        zip(&[("archive/data.pkl", DATA_PKL)], false),
+        zip(&[("a.npy", b"x")], true),
+        safetensors("{}", 4),
+        onnx(),
+        DATA_PKL.to_vec(),
+        b"(dp0\nVa\np1\nI1\ns.".to_vec(),
+        b"GGUF\x03\0\0\0".to_vec(),
+    ];
+    // A deterministic xorshift for corruptions.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for s in samples.clone() {
+        for _ in 0..200 {
+            let mut c = s.clone();
+            let i = (rand() as usize) % c.len();
+            c[i] = rand() as u8;
+            samples.push(c);
+        }
+    }
+    for s in &samples {
+        for cut in 0..=s.len().min(80) {
+            let head = &s[..cut];
+            for len in [cut as u64, cut as u64 + 1, s.len() as u64, u64::MAX] {
+                let _ = detect_bytes(head, len);
+            }
+        }
+        let _ = detect_bytes(s, s.len() as u64);
+    }
+}
