@@ -223,3 +223,113 @@ fn gradio_runs_as_the_account_and_uploads_land_in_the_private_temp_dir() {
     assert_eq!(std::fs::metadata(stored).unwrap().uid(), app.acct.uid());
     app.d.warden(&["stop"]).assert().success();
 }
+
+/// The demo binary, built into the same target directory as warden by `cargo nextest run
+/// --workspace` (or `cargo build --workspace`).
+fn demo_binary() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_warden")).with_file_name("image-edit-demo");
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn demo_image_edit_service_hardened_and_run_as_the_account() {
+    let acct = TestAccount::reserve("demo");
+    let d = Deployment::example("image-edit");
+    make_traversable(d.path());
+    let port = free_port();
+    let name = &acct.name;
+    let policy = std::fs::read_to_string(d.policy())
+        .unwrap()
+        .replace("7860", &port.to_string())
+        .replace("name    = \"image-edit\"", &format!("name    = \"{name}\""))
+        .replace("\"aiuser\"", &format!("\"{name}\""))
+        .replace("\"aiusers\"", &format!("\"{name}\""));
+    std::fs::write(d.policy(), policy).unwrap();
+    std::fs::copy(demo_binary(), d.path().join("bin/image-edit-demo")).unwrap();
+    // harden creates the account and its group; the guard `acct` deletes them at the end.
+    let out = d.warden(&["harden"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "harden: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.warden(&["up"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let url = format!("http://127.0.0.1:{port}");
+    assert_eq!(curl(&[&format!("{url}/healthz")]), "ok");
+    let input = d.path().join("input.png");
+    let st = Command::new(demo_binary())
+        .arg("sample-image")
+        .arg(&input)
+        .args(["--size", "64x48"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let result = d.path().join("result.png");
+    curl(&[
+        "-f",
+        "-H",
+        "Content-Type: image/png",
+        "--data-binary",
+        &format!("@{}", input.display()),
+        "-o",
+        &result.to_string_lossy(),
+        &format!("{url}/api/edit?prompt=make+it+warm&strength=1"),
+    ]);
+    let png = std::fs::read(&result).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(
+        (&png[16..20], &png[20..24]),
+        (&64u32.to_be_bytes()[..], &48u32.to_be_bytes()[..])
+    );
+    // The upload landed in the private temp dir, owned by the account.
+    let tmp = d.path().canonicalize().unwrap().join("tmp");
+    let uid = nix::unistd::User::from_name(name)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    let files: Vec<PathBuf> = walk(&tmp);
+    assert!(!files.is_empty(), "no upload in {}", tmp.display());
+    use std::os::unix::fs::MetadataExt;
+    for f in &files {
+        assert_eq!(std::fs::metadata(f).unwrap().uid(), uid, "{}", f.display());
+    }
+    let st: serde_json::Value = serde_json::from_slice(
+        &d.warden(&["status", "--format", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(st["uid"], uid);
+    assert_eq!(
+        st["listening"],
+        serde_json::json!([format!("127.0.0.1:{port}")])
+    );
+    d.warden(&["stop"]).assert().success();
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
