@@ -161,7 +161,7 @@ fn progress_display(count: &AtomicU64, done: &AtomicBool) {
         std::thread::sleep(Duration::from_millis(20));
         ticks += 1;
         // Quiet for the first half second, then every 200 ms.
-        if ticks >= 25 && ticks % 10 == 0 {
+        if ticks >= 25 && ticks.is_multiple_of(10) {
             eprint!(
                 "\rwarden: {} entries checked",
                 count.load(Ordering::Relaxed)

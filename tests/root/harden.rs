@@ -455,22 +455,42 @@ fn the_image_edit_example_is_hardened() {
     );
     let (code, out, err) = harden(&d, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let gid = acct.gid();
+    // Every entry of a read-only tier has exactly the owner, group and modes the example's
+    // policy gives that tier.
+    let policy = warden::policy::Policy::load(&d.policy()).unwrap();
     let after = snapshot(d.path());
+    let mut checked = 0;
     for (rel, e) in &after {
-        let want = if rel.starts_with("bin") {
-            Some((0, gid, if e.dir { 0o550 } else { 0o550 }))
-        } else if rel.starts_with("models/Qwen")
-            || rel.starts_with("models/DiffSynth-Studio/Qwen-Image-Edit-F2P")
-        {
-            Some((0, gid, if e.dir { 0o550 } else { 0o440 }))
-        } else {
-            None
+        let Some(tier) = policy.tier_for(&policy.root.join(rel)) else {
+            continue;
         };
-        if let Some(want) = want {
-            assert_eq!((e.uid, e.gid, e.mode), want, "{}", rel.display());
+        if tier.access != warden::policy::Access::ReadOnly {
+            continue;
         }
+        let uid = nix::unistd::User::from_name(tier.owner.as_str())
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw();
+        let gid = nix::unistd::Group::from_name(tier.group.as_str())
+            .unwrap()
+            .unwrap()
+            .gid
+            .as_raw();
+        let mode = if e.dir {
+            tier.dir_mode.0
+        } else {
+            tier.file_mode.0
+        };
+        assert_eq!(
+            (e.uid, e.gid, e.mode),
+            (uid, gid, mode),
+            "{}",
+            rel.display()
+        );
+        checked += 1;
     }
+    assert!(checked >= 8, "only {checked} entries in read-only tiers");
     std::thread::sleep(std::time::Duration::from_millis(20));
     let (code, out, _) = harden(&d, &[]);
     assert_eq!(code, 0, "{out}");
