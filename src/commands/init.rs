@@ -53,7 +53,8 @@ pub fn run(args: &InitArgs) -> Result<Outcome> {
 
     eprint!("{}", proposal.summary());
     for w in &warnings {
-        eprintln!("warden: warning: {w}");
+        // Already escaped where built; escaping again is a no-op and covers validator text.
+        eprintln!("warden: warning: {}", term::escape(w));
     }
     match &target {
         None => {
