@@ -297,12 +297,11 @@ impl Report {
     }
 }
 
-/// `p` relative to `root` when inside it (the root itself is `.`).
+/// `p` relative to `root` when inside it (the root itself stays absolute).
 pub fn shown<'a>(root: &Path, p: &'a Path) -> &'a Path {
     match p.strip_prefix(root) {
-        Ok(rel) if rel.as_os_str().is_empty() => Path::new("."),
-        Ok(rel) => rel,
-        Err(_) => p,
+        Ok(rel) if !rel.as_os_str().is_empty() => rel,
+        _ => p,
     }
 }
 

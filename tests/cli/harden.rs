@@ -40,6 +40,26 @@ fn deployment(user: &str, group: &str) -> Deployment {
     d
 }
 
+/// Gives the owner write access back to every directory when dropped, so that the temp
+/// deployment can be removed after a run without root made its tier read-only.
+struct Unlock<'a>(&'a Path);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        let mut stack = vec![self.0.to_owned()];
+        while let Some(p) = stack.pop() {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Owner, group and mode of every entry under `root`, symlinks not followed.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
     let mut out = BTreeMap::new();
@@ -164,9 +184,12 @@ fn nobody() -> (u32, u32, String) {
 
 #[test]
 fn a_symlink_escaping_the_tree_is_not_followed() {
-    let (_, _, nogroup) = nobody();
+    let (nobody_uid, _, nogroup) = nobody();
     // An existing account, so that a run as root creates none.
     let d = deployment("nobody", &nogroup);
+    let _unlock = Unlock(d.path());
+    // A private deployment root: the account cannot enter it, which is reported.
+    set_mode(d.path(), 0o700);
     let outside_dir = tempfile::tempdir().unwrap();
     let outside = outside_dir.path().join("secret.txt");
     std::fs::write(&outside, b"not a model").unwrap();
@@ -198,6 +221,18 @@ fn a_symlink_escaping_the_tree_is_not_followed() {
             "{link} not reported:\n{text}"
         );
     }
+    // The deployment root is a private temp dir (0700): the account could not reach its tiers.
+    let root = d.path().canonicalize().unwrap();
+    let warned = text.contains(&format!(
+        "warning: {}: the service account nobody cannot enter this directory",
+        root.display()
+    ));
+    // (Unless these tests run as nobody, the owner of the root.)
+    assert_eq!(
+        warned,
+        rustix::process::geteuid().as_raw() != nobody_uid,
+        "{text}"
+    );
     assert!(
         !text.contains("alias:"),
         "a link inside the tree is fine:\n{text}"
@@ -210,6 +245,7 @@ fn a_symlink_escaping_the_tree_is_not_followed() {
 #[test]
 fn an_ordinary_user_applies_what_it_can_and_lists_what_needs_root() {
     let d = deployment("wdt-never-created", "wdt-never-created");
+    let _unlock = Unlock(d.path());
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warden"));
     cmd.env_remove("WARDEN_POLICY")
         .arg("-c")
