@@ -251,6 +251,7 @@ mod tests {
         let t = start_ticks(me).unwrap();
         assert!(is_same_process(me, t));
         assert!(!is_same_process(me, t + 1));
-        assert_eq!(state(me), Some('R'));
+        // The main thread may be running or sleeping; it is certainly not a zombie.
+        assert!(matches!(state(me), Some('R' | 'S')));
     }
 }
