@@ -187,8 +187,8 @@ fn service(o: &mut String, p: &Proposal) {
     }
     comment(
         o,
-        "Its environment starts clean: a minimal PATH, LANG, HOME in [state], TMPDIR and the \
-         caches in [tmp], then these variables.",
+        "Its environment starts clean: PATH, LANG and TZ from the caller, HOME, TMPDIR in [tmp], \
+         the caches in [state], telemetry off, then these variables.",
     );
     if g.env.is_empty() {
         o.push_str("# env = { HF_HUB_OFFLINE = \"1\" }\n");
@@ -338,8 +338,8 @@ fn private(o: &mut String, p: &Proposal) {
     comment(
         o,
         &format!(
-            "The service's private temp directory, 0700 ({}): TMPDIR, GRADIO_TEMP_DIR and the \
-             caches (XDG_CACHE_HOME, HF_HOME...) point here, so uploads land here too.",
+            "The service's private temp directory, 0700 ({}): TMPDIR and GRADIO_TEMP_DIR point \
+             here, so uploads land here too.",
             state(&p.tmp)
         ),
     );
@@ -349,8 +349,8 @@ fn private(o: &mut String, p: &Proposal) {
     comment(
         o,
         &format!(
-            "Private state, 0700 ({}): warden's lock, PID file and integrity manifest, and the \
-             service's HOME.",
+            "Private state, 0700 ({}): the integrity manifest, the caches (XDG_CACHE_HOME, \
+             HF_HOME...), and the service's HOME when its account has none.",
             state(&p.state)
         ),
     );
