@@ -173,6 +173,12 @@ pub struct Logs {
     pub rotate: Rotate,
     #[serde(default = "default_log_file_mode")]
     pub file_mode: Mode,
+    /// Longer lines are cut into pieces of this size, each piece marked.
+    #[serde(default = "default_max_line")]
+    pub max_line: ByteSize,
+    /// Custom redaction rules, `[[logs.rule]]`, applied after the built-in sets.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<LogRule>,
 }
 
 impl Default for Logs {
@@ -183,7 +189,38 @@ impl Default for Logs {
             redact: default_redact(),
             rotate: Rotate::default(),
             file_mode: default_log_file_mode(),
+            max_line: default_max_line(),
+            rules: Vec::new(),
         }
+    }
+}
+
+fn default_max_line() -> ByteSize {
+    ByteSize(16 << 10)
+}
+
+/// `[[logs.rule]]`: a custom redaction rule. Matches of `pattern` (a regular expression) are
+/// replaced by `replace` (`$1`-style group references allowed), by default `[REDACTED:NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogRule {
+    pub name: String,
+    pub pattern: LogPattern,
+    #[serde(default)]
+    pub replace: Option<String>,
+}
+
+/// A regular expression, checked when the policy is read so that a bad one is reported at its
+/// own line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPattern(pub String);
+
+impl<'de> Deserialize<'de> for LogPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        regex::bytes::Regex::new(&s)
+            .map(|_| LogPattern(s))
+            .map_err(|e| serde::de::Error::custom(format!("invalid pattern: {e}")))
     }
 }
 

@@ -1,0 +1,180 @@
+//! Byte-level helpers and the digit-run scanner: classifies eight bytes at a time (SWAR) and
+//! reports only runs of digits long enough to be an ID, a phone or a card number.
+
+/// Digits joined by single spaces or dashes, with at least this many digits, are candidates.
+pub const MIN_DIGITS: usize = 11;
+
+#[inline]
+pub fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+#[inline]
+pub fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// `[A-Za-z0-9_]`.
+#[inline]
+pub fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+#[inline]
+pub fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// How many bytes from `from` satisfy `pred`.
+#[inline]
+pub fn run_len(buf: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
+    buf.get(from..)
+        .map_or(0, |s| s.iter().take_while(|&&b| pred(b)).count())
+}
+
+/// How many bytes just before `to` satisfy `pred`.
+#[inline]
+pub fn back_len(buf: &[u8], to: usize, pred: impl Fn(u8) -> bool) -> usize {
+    buf[..to].iter().rev().take_while(|&&b| pred(b)).count()
+}
+
+/// The end of the line holding `pos` (the index of its `\n`, or the buffer's end).
+#[inline]
+pub fn line_end(buf: &[u8], pos: usize) -> usize {
+    memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i)
+}
+
+/// One bit per byte of `x` (little endian): set where the byte is an ASCII digit.
+#[inline]
+fn digit_mask(x: u64) -> u32 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let t = x ^ 0x3030_3030_3030_3030;
+    // High bit set where the byte (after the xor) is below 10: no carries cross bytes.
+    let lt = !(((t & LO7) + 0x7676_7676_7676_7676) | t) & HI;
+    ((lt >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+#[inline]
+fn word_at(buf: &[u8], i: usize) -> u64 {
+    match buf.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut w = [0u8; 8];
+            if i < buf.len() {
+                let n = buf.len() - i;
+                w[..n].copy_from_slice(&buf[i..]);
+            }
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+#[inline]
+fn is_sep(b: u8) -> bool {
+    b == b' ' || b == b'-'
+}
+
+/// Calls `f(start, end)` for every maximal run of digits joined by single separators (space or
+/// `-`) that holds at least [`MIN_DIGITS`] digits. Only runs with a `dddd` group followed, after
+/// at most one byte, by another `dddd` group are looked at: every ID, phone and card number
+/// has one, while dates, times, ports and sizes do not.
+pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
+    let n = buf.len();
+    // Masks of the two previous words: bits 0-7 the word before last, 8-15 the last one.
+    let mut prev: u32 = 0;
+    let mut skip_until = 0usize;
+    let mut w = 0usize;
+    while w < n + 16 {
+        let m = if w < n { digit_mask(word_at(buf, w)) } else { 0 };
+        let win = prev | (m << 16);
+        let r4 = win & (win >> 1) & (win >> 2) & (win >> 3);
+        let mut core = r4 & ((r4 >> 4) | (r4 >> 5)) & 0xff00;
+        while core != 0 {
+            let bit = core.trailing_zeros() as usize;
+            core &= core - 1;
+            // The core starts in the previous word.
+            let pos = w + bit - 16;
+            if pos < skip_until {
+                continue;
+            }
+            let (s, e, digits) = expand(buf, pos);
+            skip_until = e;
+            if digits >= MIN_DIGITS {
+                f(s, e);
+            }
+        }
+        prev = win >> 8 & 0xffff;
+        w += 8;
+    }
+}
+
+/// The maximal digit run around `pos` (a digit) and its digit count. A leading `%XX` escape's
+/// digits are not part of it.
+fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+    let mut s = pos;
+    loop {
+        if s > 0 && is_digit(buf[s - 1]) {
+            s -= 1;
+        } else if s > 1 && is_sep(buf[s - 1]) && is_digit(buf[s - 2]) {
+            s -= 2;
+        } else {
+            break;
+        }
+    }
+    let mut e = pos;
+    let n = buf.len();
+    loop {
+        if e < n && is_digit(buf[e]) {
+            e += 1;
+        } else if e + 1 < n && is_sep(buf[e]) && is_digit(buf[e + 1]) {
+            e += 2;
+        } else {
+            break;
+        }
+    }
+    if s > 0 && buf[s - 1] == b'%' && s + 2 <= e {
+        s += 2;
+        while s < e && !is_digit(buf[s]) {
+            s += 1;
+        }
+    }
+    let digits = buf[s..e].iter().filter(|b| is_digit(**b)).count();
+    (s, e, digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_mask_marks_digits() {
+        assert_eq!(digit_mask(u64::from_le_bytes(*b"0a9/:5 \xb9")), 0b0010_0101);
+        assert_eq!(digit_mask(u64::from_le_bytes(*b"01234567")), 0xff);
+        assert_eq!(digit_mask(u64::from_le_bytes(*b"abcdefgh")), 0);
+    }
+
+    fn spans(s: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        digit_spans(s.as_bytes(), |a, b| v.push(&s[a..b]));
+        v
+    }
+
+    #[test]
+    fn finds_long_digit_runs_only() {
+        assert!(spans("2025-05-12 11:43:00,123 port 54321 size 1234567 id 12345678").is_empty());
+        assert_eq!(spans("call 13800138000 now"), ["13800138000"]);
+        assert_eq!(spans("tel:138-0013-8000."), ["138-0013-8000"]);
+        assert_eq!(
+            spans("card 4111 1111 1111 1111 and 6222021234567890123"),
+            ["4111 1111 1111 1111", "6222021234567890123"]
+        );
+        assert_eq!(spans("身份证号11010519491231002X"), ["11010519491231002"]);
+        assert_eq!(spans("q=a%2013800138000"), ["13800138000"]);
+        // At every alignment, including the very end of the buffer.
+        for pad in 0..17 {
+            let s = format!("{}13800138000", "x".repeat(pad));
+            assert_eq!(spans(&s), ["13800138000"], "{pad}");
+        }
+    }
+}
