@@ -24,6 +24,14 @@ pub fn run(policy: &Policy, args: &HardenArgs) -> Result<Outcome> {
         .with_context(|| format!("cannot plan the service account {}", spec.user))?;
     let actions = acct.actions.clone();
     let account_applied = !args.dry_run && who.root;
+    let lookup = |is_group: bool, name: &str| {
+        if is_group {
+            db.group(name).ok().flatten()
+        } else {
+            db.user(name).ok().flatten().map(|u| u.uid)
+        }
+    };
+    perms::preflight(policy, &lookup).context("cannot harden the deployment")?;
     if account_applied && !actions.is_empty() {
         account::apply(&acct, &db)
             .with_context(|| format!("cannot set up the service account {}", spec.user))?;
@@ -34,13 +42,6 @@ pub fn run(policy: &Policy, args: &HardenArgs) -> Result<Outcome> {
         user: Principal::new(&spec.user, acct.uid),
         group: Principal::new(&spec.group, acct.gid),
         gids: acct.gids.clone(),
-    };
-    let lookup = |is_group: bool, name: &str| {
-        if is_group {
-            db.group(name).ok().flatten()
-        } else {
-            db.user(name).ok().flatten().map(|u| u.uid)
-        }
     };
 
     let progress = AtomicU64::new(0);

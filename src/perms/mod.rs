@@ -125,6 +125,21 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PermsError
     move |source| PermsError::Io { op, path, source }
 }
 
+/// Checks, before anything changes (the account included), what would make [`harden`] fail:
+/// a missing tier, a zone path through a symlink, an unknown tier owner or group.
+pub fn preflight(policy: &Policy, lookup: zone::Lookup<'_>) -> Result<(), PermsError> {
+    let account = Account {
+        user: Principal::new(policy.service.user.as_str(), None),
+        group: Principal::new(policy.group.as_str(), None),
+        gids: Vec::new(),
+    };
+    let zones = Zones::new(policy, &account, lookup)?;
+    for z in zones.top_level() {
+        locate(&zones, z, false)?;
+    }
+    Ok(())
+}
+
 /// Opens the parent of zone `z` component by component from `/` (never following a symlink,
 /// creating missing directories of a private zone when `create`) and examines the zone root.
 fn locate(zones: &Zones, z: usize, create: bool) -> Result<Start, PermsError> {

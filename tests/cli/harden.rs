@@ -301,3 +301,28 @@ fn an_ordinary_user_applies_what_it_can_and_lists_what_needs_root() {
     assert!(tmp.is_dir());
     assert_eq!(tmp.mode() & 0o7777, 0o700);
 }
+
+#[test]
+fn a_tier_that_is_a_symlink_is_refused_before_anything_changes() {
+    let d = Deployment::empty();
+    d.write("real-models/model.safetensors", b"weights").write(
+        "warden.toml",
+        policy("wdt-never-created", "wdt-never-created"),
+    );
+    set_mode(&d.path().join("real-models/model.safetensors"), 0o644);
+    std::os::unix::fs::symlink("real-models", d.path().join("models")).unwrap();
+    let before = snapshot(d.path());
+    let out = d.warden(&["harden"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("models is a symlink: warden never follows symlinks"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(d.path()),
+        before,
+        "something changed before the refusal"
+    );
+    assert!(!d.path().join("tmp").exists());
+}
