@@ -326,3 +326,48 @@ fn a_tier_that_is_a_symlink_is_refused_before_anything_changes() {
     );
     assert!(!d.path().join("tmp").exists());
 }
+
+#[test]
+fn a_large_directory_is_walked_completely() {
+    let d = deployment("wdt-never-created", "wdt-never-created");
+    let big = d.path().join("models/big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..5000 {
+        std::fs::write(big.join(format!("shard-{i:05}.safetensors")), b"").unwrap();
+    }
+    let out = d
+        .warden(&["harden", "--dry-run", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // models, models/base, models/big, 2 + 5000 files, 3 private directories to create.
+    assert_eq!(v["changes"].as_array().unwrap().len(), 3 + 5002 + 3);
+    assert_eq!(v["entries_checked"], 3 + 5002 + 3);
+}
+
+#[test]
+fn special_files_are_reported_and_left_alone() {
+    let d = deployment("wdt-never-created", "wdt-never-created");
+    let fifo = d.path().join("models/base/pipe");
+    let st = std::process::Command::new("mkfifo")
+        .args(["-m", "0666"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = d.warden(&["harden", "--dry-run"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "warning: models/base/pipe: device, fifo or socket in models: left unchanged"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("models/base/pipe  "),
+        "a fifo is never planned:\n{text}"
+    );
+    let m = std::fs::symlink_metadata(&fifo).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o666);
+}
