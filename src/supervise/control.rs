@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -237,10 +236,7 @@ pub fn up(policy: &Policy, exe: &Path) -> Result<Up, UpError> {
     let mut cmd = Command::new(exe);
     cmd.arg("-c").arg(&policy.file).arg("run").arg("--no-echo");
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
-    }
+    crate::sys::process::on_spawn_setsid(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;

@@ -81,17 +81,7 @@ pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Child, SpawnEr
         .stderr(stderr)
         .env_clear()
         .process_group(0);
-    // SAFETY: only async-signal-safe calls (sigprocmask, dup2) run between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
-            if libc::dup2(w, REPORT_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    sysp::on_spawn_unblock_and_dup(&mut cmd, w, REPORT_FD);
     let mut child = cmd.spawn().map_err(helper)?;
     drop(report_w);
     drop(cmd);
@@ -124,8 +114,7 @@ pub fn helper_main() -> ! {
         Ok(never) => match never {},
         Err(m) => m,
     };
-    // SAFETY: fd 3 is the report pipe handed over by the supervisor; writing a buffer is sound.
-    unsafe { libc::write(REPORT_FD, msg.as_ptr().cast(), msg.len()) };
+    sysp::write_fd(REPORT_FD, msg.as_bytes());
     std::process::exit(SPAWN_FAILED);
 }
 

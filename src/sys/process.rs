@@ -136,6 +136,45 @@ pub fn wait_signal(set: &SigSet, timeout: Duration) -> io::Result<Option<Signal>
     Signal::try_from(r).map(Some).map_err(io::Error::from)
 }
 
+/// Makes the child of `cmd` start with an empty signal mask and with `fd` duplicated onto
+/// `target` (without close-on-exec), between fork and exec.
+pub fn on_spawn_unblock_and_dup(cmd: &mut std::process::Command, fd: i32, target: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (sigprocmask, dup2) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+            if libc::dup2(fd, target) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes the child of `cmd` start a new session (detached from the caller's terminal).
+pub fn on_spawn_setsid(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
+}
+
+/// Writes `bytes` to a raw descriptor this process was handed (best effort, for a last report
+/// before exiting).
+pub fn write_fd(fd: i32, bytes: &[u8]) {
+    // SAFETY: writing a valid buffer to a descriptor number; an invalid one gives EBADF.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
 /// `umask(mask)`, returning the previous mask.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask cannot fail.
