@@ -175,16 +175,22 @@ fn unique_name(tag: &str) -> String {
     format!("wdt-{t}-{}-{n}", std::process::id() % 100_000)
 }
 
+/// Runs an account tool; retries while another process holds the /etc/passwd lock (exit 10).
 fn run_ok(cmd: &str, args: &[&str]) {
-    let out = std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for _ in 0..50 {
+        let out = std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        if out.status.success() {
+            return;
+        }
+        if out.status.code() != Some(10) {
+            panic!("{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{cmd} {args:?}: /etc/passwd stayed locked");
 }
 
 /// Lets every user traverse (not list) the deployment, as a real /srv/app would be.
