@@ -47,6 +47,17 @@ impl Deployment {
         self
     }
 
+    /// `warden status --format json`, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self
+            .warden(&["status", "--format", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("status JSON: {e}: {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
     /// `warden -c DEPLOYMENT/warden.toml ARGS...`, with a clean environment.
     pub fn warden(&self, args: &[&str]) -> Command {
         let mut c = warden();
@@ -186,7 +197,10 @@ fn run_ok(cmd: &str, args: &[&str]) {
             return;
         }
         if out.status.code() != Some(10) {
-            panic!("{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{cmd} {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -98,12 +98,7 @@ impl App {
     }
 
     fn status(&self) -> serde_json::Value {
-        let out = self
-            .d
-            .warden(&["status", "--format", "json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.d.status_json()
     }
 
     /// Checks that the service runs as the account and listens exactly where allowed.
@@ -306,13 +301,7 @@ fn demo_image_edit_service_hardened_and_run_as_the_account() {
     for f in &files {
         assert_eq!(std::fs::metadata(f).unwrap().uid(), uid, "{}", f.display());
     }
-    let st: serde_json::Value = serde_json::from_slice(
-        &d.warden(&["status", "--format", "json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let st = d.status_json();
     assert_eq!(st["uid"], uid);
     assert_eq!(
         st["listening"],

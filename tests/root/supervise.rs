@@ -41,12 +41,7 @@ impl Svc {
     }
 
     fn status(&self) -> serde_json::Value {
-        let out = self
-            .d
-            .warden(&["status", "--format", "json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.d.status_json()
     }
 }
 
