@@ -90,6 +90,38 @@ pub enum Command {
     /// Exit codes: 0 running (or starting), 1 failed (restarts given up), 3 stopped.
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Record the sealed tiers in the integrity manifest: every file's path, size and digest.
+    ///
+    /// Tiers are sealed when read-only (or with seal = true). SHA-256 by default, the digest
+    /// Hugging Face lists for LFS files; BLAKE3 with integrity.digest = "blake3" or --digest.
+    /// Symlinks and special files in a sealed tier are refused. Files named by their digest in a
+    /// Hugging Face cache (blobs/) must match it. The manifest is written atomically to
+    /// STATE/integrity/manifest.json.
+    ///
+    /// Exit codes: 0 sealed, 2 it could not seal (every problem is listed).
+    #[command(verbatim_doc_comment)]
+    Seal(SealArgs),
+    /// Compare the sealed tiers with the manifest: missing, extra and modified files.
+    ///
+    /// --quick compares size, mtime, ctime and inode; --full rehashes every file in parallel
+    /// (across files and within large ones), with a progress bar on a terminal. The default is
+    /// integrity.verify of the policy (quick when it is off). --hf-cache DIR verifies the blobs of
+    /// a Hugging Face cache against the digests they are named by, with no policy or manifest.
+    ///
+    /// Exit codes: 0 identical, 1 differences, 2 error (no manifest, unreadable tree).
+    #[command(verbatim_doc_comment)]
+    Verify(VerifyArgs),
+    /// Scan model files for code hidden in them; formats are decided by content, never by name.
+    ///
+    /// Pickles (raw, in PyTorch zip and legacy checkpoints, in numpy object arrays) are run in an
+    /// emulated pickle machine and judged by the allowlist of the loader that reads them;
+    /// safetensors and GGUF headers are validated; zip, tar and gzip archives are opened (nested
+    /// ones too, within limits). What cannot be checked is a finding. Without PATH, the sealed
+    /// tiers of the policy are scanned.
+    ///
+    /// Exit codes: 0 clean, 1 findings (they win over errors), 2 error only.
+    #[command(verbatim_doc_comment)]
+    Scan(ScanArgs),
     #[command(name = "__spawn-service", hide = true)]
     SpawnService,
 }
@@ -143,6 +175,65 @@ pub struct RunArgs {
     /// Write the service's output only to the log file, not also to stdout.
     #[arg(long)]
     pub no_echo: bool,
+}
+
+/// The digest of the integrity manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DigestArg {
+    Sha256,
+    Blake3,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The digest [default: integrity.digest of the policy].
+    #[arg(long, value_enum)]
+    pub digest: Option<DigestArg>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Compare size, mtime, ctime and inode only.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// Rehash every file.
+    #[arg(long)]
+    pub full: bool,
+    /// Verify a Hugging Face cache directory's blobs against their names (no policy needed).
+    #[arg(long, value_name = "DIR", conflicts_with = "quick")]
+    pub hf_cache: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Output format of `scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Text for people.
+    Text,
+    /// JSON for programs.
+    Json,
+    /// SARIF 2.1.0 for code-scanning tools.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan [default: the policy's sealed tiers].
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub format: ScanFormat,
+    /// List clean files too (text format).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Archives nested deeper than this are not opened (a finding).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_depth: u32,
 }
 
 #[derive(Debug, Args)]

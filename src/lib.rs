@@ -7,6 +7,7 @@ pub mod account;
 pub mod cli;
 pub mod commands;
 pub mod init;
+pub mod integrity;
 pub mod logs;
 pub mod perms;
 pub mod policy;

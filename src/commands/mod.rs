@@ -3,9 +3,12 @@
 mod harden;
 mod init;
 mod run;
+mod scan;
+mod seal;
 mod status;
 mod updown;
 mod validate;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +53,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Stop => updown::stop(&load(&policy_path)?),
         Command::Restart => updown::restart(&load(&policy_path)?),
         Command::Status(args) => status::run(&load(&policy_path)?, &args),
+        Command::Seal(args) => seal::run(&load(&policy_path)?, &args),
+        Command::Verify(args) if !args.hf_cache.is_empty() => verify::hf_cache(&args),
+        Command::Verify(args) => verify::run(&load(&policy_path)?, &args),
+        Command::Scan(args) if !args.paths.is_empty() => scan::paths(&args),
+        Command::Scan(args) => scan::sealed(&load(&policy_path)?, &args),
         Command::SpawnService => crate::supervise::spawn_helper(),
     }
 }
