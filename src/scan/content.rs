@@ -107,6 +107,15 @@ impl<'l> Ctx<'l> {
             Format::Hdf5 => self.hdf5(data, chain),
             Format::Onnx => self.onnx(data, chain),
             Format::Unknown => {
+                // What a loader would still try: a GGUF or safetensors header detection refused
+                // (bad version, absurd counts, oversized header) is checked and reported.
+                if data.starts_with(b"GGUF") {
+                    let f = gguf::check(data);
+                    self.extend(f, chain);
+                } else if data.get(8) == Some(&b'{') {
+                    let f = safetensors::check(data);
+                    self.extend(f, chain);
+                }
                 self.pickle(data, chain, loader.unwrap_or(Loader::Pickle), true, None);
             }
         }
