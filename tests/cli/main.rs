@@ -5,4 +5,6 @@ mod common;
 
 mod harden;
 mod init;
+mod scan;
+mod seal;
 mod validate;
