@@ -11,6 +11,7 @@ pub mod integrity;
 pub mod logs;
 pub mod perms;
 pub mod policy;
+pub mod sandbox;
 pub mod scan;
 pub mod supervise;
 pub mod sys;

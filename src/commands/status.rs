@@ -32,6 +32,9 @@ pub fn run(policy: &Policy, args: &StatusArgs) -> Result<Outcome> {
                     .to_string()))
                 );
                 println!("  ready:     {}", if r.ready { "yes" } else { "not yet" });
+                if let Some(sb) = &r.sandbox {
+                    println!("  sandbox:   {sb}");
+                }
                 let l: Vec<String> = r.listening.iter().map(ToString::to_string).collect();
                 println!(
                     "  listening: {}",

@@ -363,10 +363,16 @@ pub struct Sandbox {
     /// RLIMIT_NOFILE for the service.
     #[serde(default)]
     pub nofile: Option<u64>,
+    /// Extra paths the service may read and execute (absolute, or relative to the deployment).
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Extra paths the service may read and write (never execute), e.g. "/dev/shm".
+    #[serde(default)]
+    pub write: Vec<String>,
 }
 
 /// How strictly a security feature is applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Enforcement {
     Required,

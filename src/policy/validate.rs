@@ -205,6 +205,7 @@ pub(super) fn resolve(f: schema::File, text: &str, file: &Path) -> Result<Policy
         dirs.push((section, path));
     }
     check_logs(&mut cx, &f.logs);
+    check_sandbox(&mut cx, &f.sandbox, &root, &tiers);
 
     if !cx.errors.is_empty() {
         return Err(PolicyError::Invalid(cx.errors));
@@ -386,6 +387,47 @@ fn check_logs(cx: &mut Ctx<'_>, l: &schema::Logs) {
             &[Seg::Key("logs"), Seg::Key("rotate"), Seg::Key("size")],
             "rotate at no less than 4KiB",
         );
+    }
+}
+
+/// `sandbox.read` and `sandbox.write`: extra paths must not undo the sandbox.
+fn check_sandbox(cx: &mut Ctx<'_>, sb: &schema::Sandbox, root: &Path, tiers: &[Tier]) {
+    for (key, list) in [("read", &sb.read), ("write", &sb.write)] {
+        for (i, raw) in list.iter().enumerate() {
+            let at = [Seg::Key("sandbox"), Seg::Key(key), Seg::Idx(i)];
+            if raw.is_empty() {
+                cx.error(&at, "the path is empty");
+                continue;
+            }
+            let path = normalize(Path::new("/"), &root.join(raw));
+            if path == Path::new("/") {
+                cx.error(&at, "the whole file system cannot be opened to the service; name the directories it needs");
+                continue;
+            }
+            if key == "read" {
+                if Path::new("/etc/shadow").starts_with(&path) {
+                    cx.error(&at, format!("{} holds /etc/shadow and the other secrets the sandbox keeps out; name the files the service needs", path.display()));
+                }
+                continue;
+            }
+            if SYSTEM_DIRS.iter().any(|d| Path::new(d) == path) {
+                cx.error(&at, format!("{} is a shared system directory: the service must not write there; use a directory of its own", path.display()));
+            } else if root.starts_with(&path) {
+                cx.error(&at, format!("{} contains the deployment: the service could rewrite its own app and weights", path.display()));
+            } else if let Some(t) = tiers.iter().find(|t| {
+                t.access == Access::ReadOnly
+                    && (path.starts_with(&t.path) || t.path.starts_with(&path))
+            }) {
+                cx.error(
+                    &at,
+                    format!(
+                        "{} overlaps the read-only tier {}",
+                        path.display(),
+                        t.rel.display()
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Report {
     pub listening: Vec<SocketAddr>,
     pub last_exit: Option<String>,
     pub message: Option<String>,
+    /// What the sandbox enforces for the running service.
+    pub sandbox: Option<crate::sandbox::Status>,
     pub warnings: Vec<String>,
 }
 
@@ -56,6 +58,7 @@ pub fn status(policy: &Policy) -> io::Result<Report> {
         listening: Vec::new(),
         last_exit: st.as_ref().and_then(|s| s.last_exit.clone()),
         message: st.as_ref().and_then(|s| s.message.clone()),
+        sandbox: None,
         warnings: Vec::new(),
     };
     if !locked {
@@ -80,6 +83,7 @@ pub fn status(policy: &Policy) -> io::Result<Report> {
     r.ready = st.ready;
     if let Some(svc) = st.service.filter(|p| p.alive()) {
         r.service_pid = Some(svc.pid);
+        r.sandbox = st.sandbox.clone();
         r.uptime_seconds = st.since.map(|s| super::instance::now().saturating_sub(s));
         r.listening = sockets::listening(&sysp::descendants(svc.pid));
         for a in &r.listening {

@@ -81,6 +81,9 @@ pub struct Status {
     pub ready: bool,
     pub last_exit: Option<String>,
     pub message: Option<String>,
+    /// What the sandbox enforces for the current service process.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::Status>,
 }
 
 /// The held lock; dropping it (or the process dying) releases it.

@@ -52,6 +52,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Check(String),
+    #[error("cannot plan the sandbox: {0}")]
+    Sandbox(#[from] crate::sandbox::Error),
     #[error("cannot start {name}: {source}")]
     Spawn {
         name: String,
@@ -173,17 +175,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
     let mut sup = Supervisor {
         policy,
         files: &files,
-        spec: spawn::Spec {
-            program: policy.service.command[0].clone(),
-            args: policy.service.command[1..].to_vec(),
-            env: env.into_iter().collect(),
-            workdir: policy.workdir.clone(),
-            credentials: acct.credentials.clone(),
-            umask: 0o077,
-            supervisor: me.pid,
-            nofile: policy.sandbox.nofile,
-            nproc: policy.sandbox.nproc,
-        },
+        spec: service_spec(policy, &acct, &env, me.pid)?,
         status: Status {
             name: name.clone(),
             state: State::Starting,
@@ -196,6 +188,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
             ready: false,
             last_exit: None,
             message: None,
+            sandbox: None,
         },
         capture: &capture,
         signals: handled_signals(),
@@ -205,6 +198,33 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
     drop(capture);
     drop(lock);
     result
+}
+
+/// What the spawn helper gets to start the service as `run` would: the program, the clean
+/// environment, the account, the limits and the sandbox plan.
+pub fn service_spec(
+    policy: &Policy,
+    acct: &account::Account,
+    env: &std::collections::BTreeMap<String, String>,
+    supervisor: i32,
+) -> Result<spawn::Spec, Error> {
+    let env: Vec<(String, String)> = env.clone().into_iter().collect();
+    let program = &policy.service.command[0];
+    let resolved = spawn::resolve_program(program, &policy.workdir, &env).ok();
+    let plan = crate::sandbox::plan(policy, resolved.as_deref(), &env.iter().cloned().collect())?;
+    Ok(spawn::Spec {
+        program: program.clone(),
+        args: policy.service.command[1..].to_vec(),
+        env,
+        workdir: policy.workdir.clone(),
+        credentials: acct.credentials.clone(),
+        umask: 0o077,
+        supervisor,
+        nofile: policy.sandbox.nofile,
+        nproc: policy.sandbox.nproc,
+        sandbox: Some(plan),
+        payload: None,
+    })
 }
 
 struct Supervisor<'a> {
@@ -240,7 +260,7 @@ impl Supervisor<'_> {
                 .capture
                 .stdio()
                 .map_err(io_err("cannot create the log pipe", &self.policy.logs_dir))?;
-            let child = match spawn::spawn(&self.spec, out, err) {
+            let started = match spawn::spawn(&self.spec, out, err) {
                 Ok(c) => c,
                 Err(e) if first => {
                     self.status.state = State::Failed;
@@ -260,8 +280,12 @@ impl Supervisor<'_> {
                 }
             };
             first = false;
-            let pid = Pid::from_raw(child.id() as i32);
-            drop(child);
+            let pid = Pid::from_raw(started.child.id() as i32);
+            if let Some(sb) = &started.sandbox {
+                eprintln!("warden: sandbox: {sb}");
+            }
+            self.status.sandbox = started.sandbox;
+            drop(started.child);
             self.status.service = Proc::of(pid.as_raw()).ok();
             self.status.since = Some(instance::now());
             self.status.state = State::Starting;
@@ -485,7 +509,7 @@ fn exit_code(ws: WaitStatus) -> u8 {
 
 /// Runs the spawn helper (the hidden `__spawn-service` command). Never returns.
 pub fn spawn_helper() -> ! {
-    spawn::helper_main()
+    spawn::helper_main(None)
 }
 
 /// Stdio for the service: both stdout and stderr go into the capture pipe.

@@ -1,8 +1,10 @@
 //! Starting the service: the supervisor runs `/proc/self/exe __spawn-service`, a fresh
 //! single-threaded helper that reads a [`Spec`] on stdin, drops privileges in the verified order
 //! (groups, gid, bounding set, uid, capabilities, death signal, umask, no_new_privs), and execs
-//! the service. A close-on-exec report pipe on fd 3 tells the supervisor whether the exec
-//! happened (EOF) or why not (a message).
+//! the service. Between the drop and the exec it applies the sandbox (the Landlock ruleset is
+//! built before the drop, as root, and enforced after `no_new_privs`). A close-on-exec report
+//! pipe on fd 3 tells the supervisor what the sandbox enforces (a `STATUS {json}` line) and
+//! whether the exec happened (EOF) or why not (`ERROR message`).
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -15,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox;
 use crate::sys::process as sysp;
 
 /// The descriptor the helper writes its failure report to.
@@ -48,7 +51,24 @@ pub struct Spec {
     /// RLIMIT_NOFILE and RLIMIT_NPROC, when the policy sets them.
     pub nofile: Option<u64>,
     pub nproc: Option<u64>,
+    /// The sandbox to apply between the drop and the exec.
+    #[serde(default)]
+    pub sandbox: Option<sandbox::Plan>,
+    /// Data for a helper that runs code of its own instead of the exec (the probe).
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
 }
+
+/// A started service (or probe): the process and what its sandbox enforces.
+#[derive(Debug)]
+pub struct Started {
+    pub child: Child,
+    pub sandbox: Option<sandbox::Status>,
+}
+
+/// What a helper runs instead of `execve`, after the drop and the sandbox (the probe's
+/// attacks). It must not return on success.
+pub type After = fn(&Spec) -> Result<std::convert::Infallible, String>;
 
 /// Why the service could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +85,17 @@ pub enum SpawnError {
 
 /// Starts the helper with the given stdout and stderr; returns once the service has been
 /// exec'd (or with the helper's reason why it was not).
-pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Child, SpawnError> {
+pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Started, SpawnError> {
+    spawn_helper("__spawn-service", spec, stdout, stderr)
+}
+
+/// Starts `/proc/self/exe HELPER` (a hidden command that ends in [`helper_main`]).
+pub fn spawn_helper(
+    helper_command: &str,
+    spec: &Spec,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<Started, SpawnError> {
     let exe = PathBuf::from("/proc/self/exe");
     let helper = |source| SpawnError::Helper {
         exe: exe.clone(),
@@ -75,7 +105,7 @@ pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Child, SpawnEr
     let report_w: OwnedFd = report_w.into();
     let w = report_w.as_raw_fd();
     let mut cmd = Command::new(&exe);
-    cmd.arg("__spawn-service")
+    cmd.arg(helper_command)
         .stdin(Stdio::piped())
         .stdout(stdout)
         .stderr(stderr)
@@ -93,15 +123,48 @@ pub fn spawn(spec: &Spec, stdout: Stdio, stderr: Stdio) -> Result<Child, SpawnEr
     let mut report = String::new();
     let mut r = report_r;
     let _ = r.read_to_string(&mut report);
-    if !report.is_empty() {
-        let _ = child.wait();
-        return Err(SpawnError::Refused(report));
+    match parse_report(&report) {
+        Ok(sandbox) => Ok(Started { child, sandbox }),
+        Err(msg) => {
+            let _ = child.wait();
+            Err(SpawnError::Refused(msg))
+        }
     }
-    Ok(child)
+}
+
+const STATUS: &str = "STATUS ";
+const ERROR: &str = "ERROR ";
+
+/// Reads the helper's report: `STATUS {json}` lines, then either nothing (the exec happened) or
+/// `ERROR message` (to the end).
+pub fn parse_report(report: &str) -> Result<Option<sandbox::Status>, String> {
+    let mut status = None;
+    let mut rest = report;
+    while let Some(line_end) = rest
+        .strip_prefix(STATUS)
+        .map(|r| r.find('\n').unwrap_or(r.len()))
+    {
+        let json = &rest[STATUS.len()..STATUS.len() + line_end];
+        status = Some(
+            serde_json::from_str(json)
+                .map_err(|e| format!("bad sandbox status from the helper: {e}"))?,
+        );
+        rest = rest[STATUS.len() + line_end..].trim_start_matches('\n');
+    }
+    if rest.is_empty() {
+        Ok(status)
+    } else {
+        Err(rest
+            .strip_prefix(ERROR)
+            .unwrap_or(rest)
+            .trim_end()
+            .to_owned())
+    }
 }
 
 /// The helper's side: never returns. Reports a failure on [`REPORT_FD`] and exits 127.
-pub fn helper_main() -> ! {
+/// `after`, when given, runs instead of the exec.
+pub fn helper_main(after: Option<After>) -> ! {
     let mut input = Vec::new();
     let result = std::io::stdin()
         .read_to_end(&mut input)
@@ -109,16 +172,16 @@ pub fn helper_main() -> ! {
         .and_then(|_| {
             serde_json::from_slice::<Spec>(&input).map_err(|e| format!("bad spawn spec: {e}"))
         })
-        .and_then(|spec| exec(&spec));
+        .and_then(|spec| exec(&spec, after));
     let msg = match result {
         Ok(never) => match never {},
         Err(m) => m,
     };
-    sysp::write_fd(REPORT_FD, msg.as_bytes());
+    sysp::write_fd(REPORT_FD, format!("{ERROR}{msg}").as_bytes());
     std::process::exit(SPAWN_FAILED);
 }
 
-fn exec(spec: &Spec) -> Result<std::convert::Infallible, String> {
+fn exec(spec: &Spec, after: Option<After>) -> Result<std::convert::Infallible, String> {
     fn ctx(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
         move |e| format!("{what}: {e}")
     }
@@ -138,6 +201,14 @@ fn exec(spec: &Spec) -> Result<std::convert::Infallible, String> {
             .map_err(|e| format!("cannot set RLIMIT_NPROC to {n}: {e}"))?;
     }
 
+    // The ruleset is built as root, so that every path opens; it is enforced below.
+    let prepared = spec
+        .sandbox
+        .as_ref()
+        .map(sandbox::prepare)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+
     if let Some(c) = &spec.credentials {
         drop_privileges(c)?;
     }
@@ -155,9 +226,29 @@ fn exec(spec: &Spec) -> Result<std::convert::Infallible, String> {
     })?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))?;
 
-    let program = resolve_program(&spec.program, &spec.workdir, &spec.env)?;
+    let program = match after {
+        None => Some(resolve_program(&spec.program, &spec.workdir, &spec.env)?),
+        Some(_) => None,
+    };
     let devnull = std::fs::File::open("/dev/null").map_err(ctx("cannot open /dev/null"))?;
     nix::unistd::dup2_stdin(&devnull).map_err(|e| format!("cannot redirect stdin: {e}"))?;
+
+    if let Some(prepared) = prepared {
+        let limits = sandbox::Limits {
+            core: 0,
+            nofile: spec.nofile,
+            nproc: spec.nproc,
+            no_new_privs: nix::sys::prctl::get_no_new_privs().unwrap_or(false),
+        };
+        let status = prepared.enforce(limits).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&status).expect("a status always serializes");
+        sysp::write_fd(REPORT_FD, format!("{STATUS}{json}\n").as_bytes());
+    }
+    let Some(program) = program else {
+        crate::sys::sandbox::close_fd(REPORT_FD);
+        let after = after.expect("no program only with a hook");
+        return after(spec);
+    };
 
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| "an argument or variable holds a NUL byte".to_owned())

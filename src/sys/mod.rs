@@ -6,3 +6,4 @@
 pub mod fs;
 pub mod ids;
 pub mod process;
+pub mod sandbox;
