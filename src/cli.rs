@@ -122,8 +122,70 @@ pub enum Command {
     /// Exit codes: 0 clean, 1 findings (they win over errors), 2 error only.
     #[command(verbatim_doc_comment)]
     Scan(ScanArgs),
+    /// Audit the deployment for production: every hole found, with its fix.
+    ///
+    /// Checks: the service not running as root and its account without a login shell;
+    /// read-only tiers owned and moded as the policy says and not by the account; nothing
+    /// world-writable, no setuid/setgid file; every directory above the deployment owned by root
+    /// (or the tiers' admin), not writable by others, and traversable by the account; log
+    /// directory and file modes, stray readable logs, rotation; temp and state 0700; where it
+    /// listens, --share/GRADIO_SHARE, analytics and telemetry; Landlock and its ABI; the
+    /// integrity manifest and the model scan.
+    ///
+    /// Exit codes: 0 clean, 1 findings, 2 error.
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+    /// Attack the deployment as the service would: same account, same sandbox as `run`.
+    ///
+    /// On the weights: write, truncate, chmod, rename, delete one, replace the adapter
+    /// directory, create a file in a read-only tier. On the system: write to /tmp, /var/tmp,
+    /// /dev/shm, $HOME, the app and the logs; change the policy; read /etc/shadow; bind a port
+    /// the policy does not allow, and 0.0.0.0. On privileges and limits: exec a setuid program,
+    /// signal and ptrace warden, fork beyond sandbox.nproc, dump core. Controls: read every
+    /// weight, write TMPDIR, bind its own address. Attacks are made harmless where possible (a
+    /// weight is opened for writing but not written; what is renamed is put back).
+    ///
+    /// Exit codes: 0 every attack blocked and every control passed, 1 otherwise, 2 error.
+    #[command(verbatim_doc_comment)]
+    Probe(ProbeArgs),
     #[command(name = "__spawn-service", hide = true)]
     SpawnService,
+    #[command(name = "__probe-service", hide = true)]
+    ProbeService,
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// A table for people.
+    Table,
+    /// JSON for programs.
+    Json,
+    /// SARIF 2.1.0 for code-scanning tools.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+    pub format: CheckFormat,
+}
+
+/// Output format of `probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    /// A table for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Table)]
+    pub format: ProbeFormat,
 }
 
 /// Output format for commands a machine may read.

@@ -4,6 +4,7 @@
 //! subcommand each, and the domain modules below do the work.
 
 pub mod account;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod init;

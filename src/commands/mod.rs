@@ -1,7 +1,9 @@
 //! One thin file per subcommand: load the policy, call the library, print the result.
 
+mod check;
 mod harden;
 mod init;
+mod probe;
 mod run;
 mod scan;
 mod seal;
@@ -58,7 +60,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&load(&policy_path)?, &args),
         Command::Scan(args) if !args.paths.is_empty() => scan::paths(&args),
         Command::Scan(args) => scan::sealed(&load(&policy_path)?, &args),
+        Command::Check(args) => check::run(&load(&policy_path)?, &args),
+        Command::Probe(args) => probe::run(&load(&policy_path)?, &args),
         Command::SpawnService => crate::supervise::spawn_helper(),
+        Command::ProbeService => {
+            crate::supervise::spawn::helper_main(Some(crate::audit::probe::attacks_main))
+        }
     }
 }
 
