@@ -122,6 +122,21 @@ pub enum Command {
     /// Exit codes: 0 clean, 1 findings (they win over errors), 2 error only.
     #[command(verbatim_doc_comment)]
     Scan(ScanArgs),
+    /// Write the policy as a systemd unit or Kubernetes manifests.
+    ///
+    /// `export systemd` maps the policy onto systemd's sandboxing (User=, ProtectSystem=strict
+    /// with the tiers read-only and the private directories writable, no capabilities, a system
+    /// call filter, DevicePolicy=closed, address and port restrictions, Restart=), gated on the
+    /// target's systemd version. ExecStart runs `warden run` as the account, so preflight,
+    /// integrity checks and log redaction still apply; --no-warden runs the bare command.
+    ///
+    /// `export k8s` writes a Namespace, ServiceAccount, ConfigMap (the policy), a volume claim
+    /// for the weights, a Deployment that meets the "restricted" Pod Security Standard with
+    /// warden as the container's entrypoint, a Service and a NetworkPolicy.
+    ///
+    /// Remarks for the operator go to stderr. Exit codes: 0 written, 2 error.
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
     /// Audit the deployment for production: every hole found, with its fix.
     ///
     /// Checks: the service not running as root and its account without a login shell;
@@ -152,6 +167,102 @@ pub enum Command {
     SpawnService,
     #[command(name = "__probe-service", hide = true)]
     ProbeService,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub target: ExportTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// A hardened systemd unit (NAME.service).
+    Systemd(ExportSystemdArgs),
+    /// Kubernetes manifests (YAML, several documents).
+    K8s(ExportK8sArgs),
+}
+
+/// Whether the exported unit allows writable executable memory (JIT compilers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JitArg {
+    /// Deny, unless the policy has a GPU device preset.
+    Auto,
+    /// MemoryDenyWriteExecute=yes; the state directory is not executable.
+    Deny,
+    /// Allow (numba, torch.compile, triton, PyPy).
+    Allow,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportSystemdArgs {
+    /// The target's systemd version [default: the local `systemd --version`, else 252].
+    #[arg(long, value_name = "N")]
+    pub systemd_version: Option<u32>,
+    /// Put the bare service command in ExecStart instead of `warden run` (no redaction,
+    /// integrity checks, preflight refusals or Landlock).
+    #[arg(long)]
+    pub no_warden: bool,
+    /// The warden binary on the target [default: this one].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_warden")]
+    pub warden_bin: Option<PathBuf>,
+    /// Writable executable memory for JIT compilers.
+    #[arg(long, value_enum, default_value_t = JitArg::Auto)]
+    pub jit: JitArg,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportK8sArgs {
+    /// The image: warden on its PATH and the deployment at the same path as here
+    /// [default: a placeholder that does not pull].
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub image: Option<String>,
+    /// Pin the image by digest (sha256:HEX).
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    /// The namespace [default: the service's name].
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// The numeric user the container runs as (not 0).
+    #[arg(long, value_name = "UID", default_value_t = crate::export::k8s::DEFAULT_UID)]
+    pub uid: u32,
+    /// The numeric group (and fsGroup) [default: the uid].
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// CPU request.
+    #[arg(long, value_name = "QUANTITY", default_value = "1")]
+    pub cpu: String,
+    /// CPU limit.
+    #[arg(long, value_name = "QUANTITY", default_value = "4")]
+    pub cpu_limit: String,
+    /// Memory request and limit.
+    #[arg(long, value_name = "QUANTITY", default_value = "8Gi")]
+    pub memory: String,
+    /// GPUs to request when the policy has a device preset (0: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub gpus: u32,
+    /// The device plugin's GPU resource [default: nvidia.com/gpu for the nvidia preset].
+    #[arg(long, value_name = "NAME")]
+    pub gpu_resource: Option<String>,
+    /// Replicas (more than one adds a PodDisruptionBudget).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: u32,
+    /// An existing PersistentVolumeClaim that holds the read-only tiers.
+    #[arg(long, value_name = "NAME")]
+    pub weights_claim: Option<String>,
+    /// Size of the weights claim written otherwise [default: the tiers' size here plus 10%,
+    /// else 100Gi].
+    #[arg(long, value_name = "QUANTITY")]
+    pub weights_size: Option<String>,
+    /// Size of the memory-backed /dev/shm.
+    #[arg(long, value_name = "QUANTITY", default_value = "1Gi")]
+    pub shm_size: String,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Output format of `check`.
@@ -303,4 +414,8 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Exit 0 only if the service runs and answers the policy's ready check now, else 1 (for
+    /// container probes, which run inside the pod and reach a loopback listener).
+    #[arg(long)]
+    pub ready: bool,
 }

@@ -7,6 +7,7 @@ pub mod account;
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod export;
 pub mod init;
 pub mod integrity;
 pub mod logs;

@@ -1,6 +1,7 @@
 //! One thin file per subcommand: load the policy, call the library, print the result.
 
 mod check;
+mod export;
 mod harden;
 mod init;
 mod probe;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&load(&policy_path)?, &args),
         Command::Scan(args) if !args.paths.is_empty() => scan::paths(&args),
         Command::Scan(args) => scan::sealed(&load(&policy_path)?, &args),
+        Command::Export(args) => export::run(&load(&policy_path)?, &args),
         Command::Check(args) => check::run(&load(&policy_path)?, &args),
         Command::Probe(args) => probe::run(&load(&policy_path)?, &args),
         Command::SpawnService => crate::supervise::spawn_helper(),

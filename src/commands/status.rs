@@ -9,6 +9,9 @@ use crate::supervise::control;
 
 pub fn run(policy: &Policy, args: &StatusArgs) -> Result<Outcome> {
     let r = control::status(policy)?;
+    if args.ready {
+        return Ok(ready_now(policy, &r));
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         Format::Text => {
@@ -62,4 +65,34 @@ pub fn run(policy: &Policy, args: &StatusArgs) -> Result<Outcome> {
         "stopped" => Outcome::Code(3),
         _ => Outcome::Clean,
     })
+}
+
+/// `--ready`: exit 0 when the service runs and answers the policy's ready check now (warden's
+/// own verdict when the policy has no check), else 1. Container probes run it inside the pod,
+/// where a service listening on loopback can be reached.
+fn ready_now(policy: &Policy, r: &control::Report) -> Outcome {
+    let verdict = if r.service_pid.is_none() {
+        Err(format!("not running ({})", r.state))
+    } else if let Some(probe) = policy
+        .service
+        .ready
+        .as_ref()
+        .and_then(crate::supervise::ready::Probe::from_policy)
+    {
+        probe.check(std::time::Duration::from_secs(3))
+    } else if r.ready {
+        Ok(())
+    } else {
+        Err("not ready yet".into())
+    };
+    match verdict {
+        Ok(()) => {
+            println!("{}: ready", r.name);
+            Outcome::Clean
+        }
+        Err(e) => {
+            println!("{}: not ready: {}", r.name, crate::term::escape(&e));
+            Outcome::Findings
+        }
+    }
 }
