@@ -20,6 +20,7 @@ if [ -z "${WARDEN:-}" ]; then
     (cd "$repo" && cargo build --release --quiet --bin warden)
     WARDEN="$repo/target/release/warden"
 fi
+WARDEN=$(realpath "$WARDEN")
 work=$(mktemp -d /tmp/warden-bench-scan.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$VENV/bin/python" "$here/make_inputs.py" "$work" >&2
