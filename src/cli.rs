@@ -90,6 +90,15 @@ pub enum Command {
     /// Exit codes: 0 running (or starting), 1 failed (restarts given up), 3 stopped.
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Show the service's log: the current file and the rotated ones (.gz included), in order.
+    ///
+    /// Lines are as warden wrote them: a UTC timestamp, then the service's line after level
+    /// filtering and redaction. Control characters are escaped when the output is a terminal.
+    ///   warden logs -n 50            # the last 50 lines
+    ///   warden logs --since 10m      # the last ten minutes (or a time: "2025-05-12 11:43:00")
+    ///   warden logs -f               # the last 10 lines, then new ones as they come
+    #[command(verbatim_doc_comment)]
+    Logs(LogsArgs),
     /// Record the sealed tiers in the integrity manifest: every file's path, size and digest.
     ///
     /// Tiers are sealed when read-only (or with seal = true). SHA-256 by default, the digest
@@ -418,4 +427,17 @@ pub struct StatusArgs {
     /// container probes, which run inside the pod and reach a loopback listener).
     #[arg(long)]
     pub ready: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only the last N lines [default: all; 10 with --follow].
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    /// Keep printing new lines as they are written (across rotations).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines written since a time ("2025-05-12 11:43:00", UTC) or for a duration ("10m").
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
 }

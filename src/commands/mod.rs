@@ -4,6 +4,7 @@ mod check;
 mod export;
 mod harden;
 mod init;
+mod logs;
 mod probe;
 mod run;
 mod scan;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Stop => updown::stop(&load(&policy_path)?),
         Command::Restart => updown::restart(&load(&policy_path)?),
         Command::Status(args) => status::run(&load(&policy_path)?, &args),
+        Command::Logs(args) => logs::run(&load(&policy_path)?, &args),
         Command::Seal(args) => seal::run(&load(&policy_path)?, &args),
         Command::Verify(args) if !args.hf_cache.is_empty() => verify::hf_cache(&args),
         Command::Verify(args) => verify::run(&load(&policy_path)?, &args),

@@ -52,6 +52,12 @@ pub fn run(policy: &Policy, args: &StatusArgs) -> Result<Outcome> {
             if let Some(e) = &r.last_exit {
                 println!("  last exit: {e}");
             }
+            if r.log_dropped_bytes > 0 {
+                println!(
+                    "  log drops: {} bytes could not be written to the log (disk full?)",
+                    r.log_dropped_bytes
+                );
+            }
             if let Some(m) = &r.message {
                 println!("  message:   {}", crate::term::escape(m));
             }

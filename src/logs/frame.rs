@@ -245,7 +245,11 @@ mod tests {
     fn collapses_progress_bars_and_crlf() {
         let v = frame(
             100,
-            &[b"  0%|   |\r 50%|#  |\r", b"100%|###|\r\nwin\r\n", b"a\r\r\n"],
+            &[
+                b"  0%|   |\r 50%|#  |\r",
+                b"100%|###|\r\nwin\r\n",
+                b"a\r\r\n",
+            ],
         );
         assert_eq!(texts(&v), ["100%|###|", "win", "a"]);
         // A bar that never ends with a newline keeps memory flat: only the last state is held.

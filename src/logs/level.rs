@@ -221,11 +221,11 @@ mod tests {
                 "INFO:     127.0.0.1:5000 - \"GET / HTTP/1.1\" 200 OK",
                 Some(Level::Info),
             ),
-            ("ERROR:    Exception in ASGI application", Some(Level::Error)),
             (
-                "DEBUG 05-12 11:43:00 [core.py:12] step",
-                Some(Level::Debug),
+                "ERROR:    Exception in ASGI application",
+                Some(Level::Error),
             ),
+            ("DEBUG 05-12 11:43:00 [core.py:12] step", Some(Level::Debug)),
             (
                 "INFO 05-12 11:43:00 [logger.py:39] Received request",
                 Some(Level::Info),

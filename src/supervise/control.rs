@@ -37,6 +37,8 @@ pub struct Report {
     pub message: Option<String>,
     /// What the sandbox enforces for the running service.
     pub sandbox: Option<crate::sandbox::Status>,
+    /// Bytes of output that could not be written to the log (a full disk).
+    pub log_dropped_bytes: u64,
     pub warnings: Vec<String>,
 }
 
@@ -59,6 +61,7 @@ pub fn status(policy: &Policy) -> io::Result<Report> {
         last_exit: st.as_ref().and_then(|s| s.last_exit.clone()),
         message: st.as_ref().and_then(|s| s.message.clone()),
         sandbox: None,
+        log_dropped_bytes: st.as_ref().map_or(0, |s| s.log_dropped_bytes),
         warnings: Vec::new(),
     };
     if !locked {

@@ -84,6 +84,9 @@ pub struct Status {
     /// What the sandbox enforces for the current service process.
     #[serde(default)]
     pub sandbox: Option<crate::sandbox::Status>,
+    /// Bytes of the service's output that could not be written to its log (a full disk).
+    #[serde(default)]
+    pub log_dropped_bytes: u64,
 }
 
 /// The held lock; dropping it (or the process dying) releases it.

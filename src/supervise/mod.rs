@@ -52,6 +52,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Check(String),
+    #[error(transparent)]
+    Logs(#[from] crate::logs::Error),
     #[error("cannot plan the sandbox: {0}")]
     Sandbox(#[from] crate::sandbox::Error),
     #[error("cannot start {name}: {source}")]
@@ -163,14 +165,11 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
         .write_pid(me)
         .map_err(io_err("cannot write", &files.pid_path()))?;
 
-    let log_path = policy.logs_dir.join(format!("{name}.log"));
-    let capture = Capture::start(
-        &log_path,
+    let log_cfg = crate::logs::Config::from_policy(
+        policy,
         acct.credentials.as_ref().map(|c| (c.uid, c.gid)),
-        policy.logs.file_mode.0,
-        opts.echo,
-    )
-    .map_err(io_err("cannot open the service log", &log_path))?;
+    );
+    let capture = Capture::start(&log_cfg, opts.echo)?;
 
     let mut sup = Supervisor {
         policy,
@@ -189,6 +188,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
             last_exit: None,
             message: None,
             sandbox: None,
+            log_dropped_bytes: 0,
         },
         capture: &capture,
         signals: handled_signals(),
@@ -416,6 +416,11 @@ impl Supervisor<'_> {
                     break Ended::Exited(ws);
                 }
                 Err(_) => {}
+            }
+            let dropped = self.capture.dropped_bytes();
+            if dropped != self.status.log_dropped_bytes {
+                self.status.log_dropped_bytes = dropped;
+                self.save();
             }
         };
         exited.store(true, Ordering::Relaxed);

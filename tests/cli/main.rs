@@ -5,6 +5,7 @@ mod common;
 
 mod harden;
 mod init;
+mod logs;
 mod scan;
 mod seal;
 mod validate;

@@ -44,6 +44,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Among spans covering the same bytes, the most specific kind names the replacement.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Secret => 3,
+            Self::Credentials => 2,
+            Self::Prompt => 1,
+            _ => 0,
+        }
+    }
+
     /// The name in `[REDACTED:name]`.
     pub fn name(self) -> &'static str {
         match self {
@@ -302,7 +312,11 @@ impl Redactor {
 
     /// Whether nothing is ever redacted.
     pub fn is_noop(&self) -> bool {
-        self.ac.is_none() && !self.sets.pii && !self.sets.ip && !self.sets.prompts && self.custom.is_empty()
+        self.ac.is_none()
+            && !self.sets.pii
+            && !self.sets.ip
+            && !self.sets.prompts
+            && self.custom.is_empty()
     }
 
     /// Redacts whole lines (each ending in `\n`, the last one may not) into `out`.
@@ -403,8 +417,7 @@ impl Redactor {
         if let Some(ac) = &self.ac {
             for m in ac.find_iter(hay) {
                 let p = from + m.start();
-                if let Some(span) = self.check(st, buf, p, self.triggers[m.pattern().as_usize()])
-                {
+                if let Some(span) = self.check(st, buf, p, self.triggers[m.pattern().as_usize()]) {
                     st.spans.push(span);
                 }
             }
@@ -422,7 +435,9 @@ impl Redactor {
                 }
             };
             match (pii, prompts) {
-                (true, true) => memchr::memchr2_iter(b'@', b'?', hay).for_each(|i| on(from + i, st)),
+                (true, true) => {
+                    memchr::memchr2_iter(b'@', b'?', hay).for_each(|i| on(from + i, st))
+                }
                 (true, false) => memchr::memchr_iter(b'@', hay).for_each(|i| on(from + i, st)),
                 _ => memchr::memchr_iter(b'?', hay).for_each(|i| on(from + i, st)),
             }
@@ -494,7 +509,7 @@ impl Redactor {
             return;
         }
         st.spans
-            .sort_unstable_by_key(|s| (s.start, std::cmp::Reverse(s.end), s.kind == Kind::Secret));
+            .sort_unstable_by_key(|s| (s.start, std::cmp::Reverse(s.end), s.kind.rank()));
         let mut at = 0;
         let mut i = 0;
         let spans = &st.spans;

@@ -256,9 +256,7 @@ fn strict_v4(t: &[u8]) -> Option<Ipv4Addr> {
         if n == 4 || part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
             return None;
         }
-        let v: u32 = part
-            .iter()
-            .fold(0, |a, b| a * 10 + u32::from(b - b'0'));
+        let v: u32 = part.iter().fold(0, |a, b| a * 10 + u32::from(b - b'0'));
         o[n] = u8::try_from(v).ok()?;
         n += 1;
     }

@@ -34,7 +34,12 @@ pub fn query(buf: &[u8], p: usize) -> Option<Span> {
     let le = line_end(buf, p);
     let end = match memchr::memmem::find(&buf[p..le], b" HTTP/") {
         Some(i) => p + i,
-        None => p + 1 + run_len(&buf[..le], p + 1, |b| !is_space(b) && b != b'"' && b != b'\''),
+        None => {
+            p + 1
+                + run_len(&buf[..le], p + 1, |b| {
+                    !is_space(b) && b != b'"' && b != b'\''
+                })
+        }
     };
     (end > p + 1).then(|| Span::new(p + 1, end, Kind::Prompt))
 }

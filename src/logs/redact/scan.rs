@@ -86,7 +86,11 @@ pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
     let mut skip_until = 0usize;
     let mut w = 0usize;
     while w < n + 16 {
-        let m = if w < n { digit_mask(word_at(buf, w)) } else { 0 };
+        let m = if w < n {
+            digit_mask(word_at(buf, w))
+        } else {
+            0
+        };
         let win = prev | (m << 16);
         let r4 = win & (win >> 1) & (win >> 2) & (win >> 3);
         let mut core = r4 & ((r4 >> 4) | (r4 >> 5)) & 0xff00;

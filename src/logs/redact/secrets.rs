@@ -175,7 +175,14 @@ fn secret_key(name: &[u8]) -> Option<bool> {
         *d = s.to_ascii_lowercase();
     }
     let lower = &*lower;
-    for pw in [&b"password"[..], b"passwd", b"pwd", b"secret", b"secret_key", b"private_key"] {
+    for pw in [
+        &b"password"[..],
+        b"passwd",
+        b"pwd",
+        b"secret",
+        b"secret_key",
+        b"private_key",
+    ] {
         if lower.ends_with(pw) {
             return Some(true);
         }
@@ -296,13 +303,12 @@ pub fn pem_begin(buf: &[u8], p: usize) -> Option<(Span, bool)> {
     let le = line_end(buf, p);
     let line = &buf[p..le];
     let hdr_end = memchr::memmem::find(&line[10..], b"-----")? + 10;
-    if memchr::memmem::find(&line[..hdr_end], b"PRIVATE KEY").is_none() {
-        return None;
-    }
+    memchr::memmem::find(&line[..hdr_end], b"PRIVATE KEY")?;
     // The whole block on one line (escaped newlines in JSON or a repr).
     if let Some(e) = memchr::memmem::find(&line[hdr_end + 5..], b"-----END") {
         let after = hdr_end + 5 + e + 8;
-        let close = memchr::memmem::find(&line[after..], b"-----").map_or(line.len(), |i| after + i + 5);
+        let close =
+            memchr::memmem::find(&line[after..], b"-----").map_or(line.len(), |i| after + i + 5);
         return Some((Span::new(p, p + close, Kind::PrivateKey), false));
     }
     if le == buf.len() {
@@ -315,7 +321,11 @@ pub fn pem_begin(buf: &[u8], p: usize) -> Option<(Span, bool)> {
         }
         PemEnd::Open => {
             let last_nl = memchr::memrchr(b'\n', &buf[le..]).map_or(buf.len(), |i| le + i);
-            let end = if last_nl + 1 == buf.len() { last_nl } else { buf.len() };
+            let end = if last_nl + 1 == buf.len() {
+                last_nl
+            } else {
+                buf.len()
+            };
             Some((Span::new(p, end, Kind::PrivateKey), true))
         }
     }

@@ -50,7 +50,10 @@ fn clean_lines_are_untouched() {
 #[test]
 fn secrets() {
     let hf = format!("hf_{}", "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH");
-    assert_eq!(r(&format!("HF_TOKEN={hf} x")), "HF_TOKEN=[REDACTED:hf-token] x");
+    assert_eq!(
+        r(&format!("HF_TOKEN={hf} x")),
+        "HF_TOKEN=[REDACTED:hf-token] x"
+    );
     assert_eq!(
         r("OPENAI_API_KEY=sk-proj-AbCdEf0123456789_xyzXYZ-99"),
         "OPENAI_API_KEY=[REDACTED:api-key]"
@@ -64,8 +67,10 @@ fn secrets() {
         "push [REDACTED:github-token] ok"
     );
     assert_eq!(
-        r("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
-        "Authorization: Bearer [REDACTED:credentials]"
+        r(
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+        ),
+        "Authorization: Bearer [REDACTED:jwt]"
     );
     assert_eq!(
         r("authorization: bearer abc123XYZ.def"),
@@ -79,7 +84,10 @@ fn secrets() {
         r("HTTPS_PROXY:http://alice:s3cr3t@proxy.corp:8080 NO_PROXY:"),
         "HTTPS_PROXY:http://[REDACTED:credentials]@proxy.corp:8080 NO_PROXY:"
     );
-    assert_eq!(r("db password=hunter2 ok"), "db password=[REDACTED:secret] ok");
+    assert_eq!(
+        r("db password=hunter2 ok"),
+        "db password=[REDACTED:secret] ok"
+    );
     assert_eq!(
         r("{\"api_key\": \"q8Zr2LmXv0pT\", \"n\": 1}"),
         "{\"api_key\": \"[REDACTED:secret]\", \"n\": 1}"
@@ -148,7 +156,10 @@ fn pii() {
     assert_eq!(r("card=4111-1111-1111-1111;"), "card=[REDACTED:card];");
     assert_eq!(r("amex 378282246310005."), "amex [REDACTED:card].");
     same("card 4111 1111 1111 1112");
-    assert_eq!(r("mail bob.smith+ai@example.co.uk!"), "mail [REDACTED:email]!");
+    assert_eq!(
+        r("mail bob.smith+ai@example.co.uk!"),
+        "mail [REDACTED:email]!"
+    );
     assert_eq!(
         r("GET /x?email=bob%40example.com"),
         "GET /x?[REDACTED:prompt]"
@@ -162,7 +173,8 @@ fn pii() {
     )
     .unwrap();
     assert_eq!(
-        String::from_utf8(pii_only.redact_line(b"GET /x?email=bob%40example.com&tel=13800138000")).unwrap(),
+        String::from_utf8(pii_only.redact_line(b"GET /x?email=bob%40example.com&tel=13800138000"))
+            .unwrap(),
         "GET /x?email=[REDACTED:email]&tel=[REDACTED:phone]"
     );
     same("2025-05-12 13:38:00 13800 138000");
@@ -183,7 +195,10 @@ fn ip_addresses_are_optional() {
         r("INFO:     10.1.2.3:54321 - \"GET / HTTP/1.1\" 200 OK"),
         "INFO:     [REDACTED:ip]:54321 - \"GET / HTTP/1.1\" 200 OK"
     );
-    assert_eq!(r("from 2001:db8::8a2e:370:7334, to"), "from [REDACTED:ip], to");
+    assert_eq!(
+        r("from 2001:db8::8a2e:370:7334, to"),
+        "from [REDACTED:ip], to"
+    );
     assert_eq!(r("from 192.168.0.1."), "from [REDACTED:ip].");
     for s in [
         "listen 127.0.0.1:7860 and [::1]:8000 and 0.0.0.0",
@@ -204,23 +219,33 @@ fn prompts() {
         "INFO:     127.0.0.1:5000 - \"GET /gen?[REDACTED:prompt] HTTP/1.1\" 200 OK"
     );
     assert_eq!(
-        r("[GIN] 2025/05/12 - 11:43:00 | 200 |  1.2s | 127.0.0.1 | POST     \"/api/generate?prompt=hi\""),
+        r(
+            "[GIN] 2025/05/12 - 11:43:00 | 200 |  1.2s | 127.0.0.1 | POST     \"/api/generate?prompt=hi\""
+        ),
         "[GIN] 2025/05/12 - 11:43:00 | 200 |  1.2s | 127.0.0.1 | POST     \"/api/generate?[REDACTED:prompt]\""
     );
     assert_eq!(
-        r("INFO 05-12 11:43:00 [logger.py:39] Received request cmpl-1: prompt: 'It\\'s a \"cat\"', params: SamplingParams(n=1), prompt_token_ids: [1, 2, 3], lora_request: None."),
+        r(
+            "INFO 05-12 11:43:00 [logger.py:39] Received request cmpl-1: prompt: 'It\\'s a \"cat\"', params: SamplingParams(n=1), prompt_token_ids: [1, 2, 3], lora_request: None."
+        ),
         "INFO 05-12 11:43:00 [logger.py:39] Received request cmpl-1: prompt: '[REDACTED:prompt]', params: SamplingParams(n=1), prompt_token_ids: [REDACTED:prompt], lora_request: None."
     );
     assert_eq!(
-        r("INFO 05-12 11:43:01 [logger.py:40] Generated response cmpl-1: output: \"I'm fine\", finish_reason: stop"),
+        r(
+            "INFO 05-12 11:43:01 [logger.py:40] Generated response cmpl-1: output: \"I'm fine\", finish_reason: stop"
+        ),
         "INFO 05-12 11:43:01 [logger.py:40] Generated response cmpl-1: output: \"[REDACTED:prompt]\", finish_reason: stop"
     );
     assert_eq!(
-        r("time=x level=TRACE msg=\"completion request\" prompt=\"<|user|>\\n\\\"hi\\\"\" images=0"),
+        r(
+            "time=x level=TRACE msg=\"completion request\" prompt=\"<|user|>\\n\\\"hi\\\"\" images=0"
+        ),
         "time=x level=TRACE msg=\"completion request\" prompt=\"[REDACTED:prompt]\" images=0"
     );
     assert_eq!(
-        r("{\"model\":\"qwen\",\"messages\":[{\"role\":\"user\",\"content\":\"hi ]\"}],\"stream\":false}"),
+        r(
+            "{\"model\":\"qwen\",\"messages\":[{\"role\":\"user\",\"content\":\"hi ]\"}],\"stream\":false}"
+        ),
         "{\"model\":\"qwen\",\"messages\":[REDACTED:prompt],\"stream\":false}"
     );
     assert_eq!(
@@ -247,7 +272,12 @@ fn prompts() {
 fn sets_switch_off_on_their_own() {
     let line = "prompt='hi' token=Zk3q9XbT2LmNp4 mail a@b.cn";
     let only = |sets: Sets| {
-        String::from_utf8(Redactor::new(sets, &[]).unwrap().redact_line(line.as_bytes())).unwrap()
+        String::from_utf8(
+            Redactor::new(sets, &[])
+                .unwrap()
+                .redact_line(line.as_bytes()),
+        )
+        .unwrap()
     };
     assert_eq!(only(Sets::default()), line);
     assert_eq!(
@@ -313,7 +343,13 @@ fn values_cut_at_the_cap_stay_redacted() {
     let red = all();
     let mut st = State::default();
     let mut out = Vec::new();
-    red.redact_piece(&mut st, b"INFO:x:prompt='first part of a long", true, false, &mut out);
+    red.redact_piece(
+        &mut st,
+        b"INFO:x:prompt='first part of a long",
+        true,
+        false,
+        &mut out,
+    );
     out.push(b'\n');
     red.redact_piece(&mut st, b"prompt, still going", true, true, &mut out);
     out.push(b'\n');
