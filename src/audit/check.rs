@@ -501,7 +501,12 @@ fn check_tiers(a: &mut Audit<'_>, db: &dyn Accounts, acct: &perms::Account) {
             };
             let shown = format!("{} ({})", a.show(p), a.owner(m));
             if acct.user.id == Some(m.uid) {
-                by_account.push(shown);
+                // Files (the weights) first in the examples, then directories.
+                if m.kind == Kind::File {
+                    by_account.insert(0, shown);
+                } else {
+                    by_account.push(shown);
+                }
             } else if plan.chown {
                 owner.push(shown);
             } else if plan.chmod {

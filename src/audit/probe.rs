@@ -271,7 +271,11 @@ impl Battery {
 fn battery(t: &Targets, env: &BTreeMap<String, String>) -> Vec<Outcome> {
     let mut b = Battery { out: Vec::new() };
     let weights = list_files(&t.ro_tiers);
-    let victim = weights.first().cloned();
+    // The biggest file is the likeliest weight (not a README or a .gitkeep).
+    let victim = weights
+        .iter()
+        .max_by_key(|w| std::fs::metadata(w).map_or(0, |m| m.len()))
+        .cloned();
     let tag = format!(".warden-probe-{}", std::process::id());
 
     // The weights.
@@ -598,7 +602,6 @@ fn list_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     out.sort();
-    // Weights first: the biggest file of the first tier is the likeliest target.
     out
 }
 

@@ -3,8 +3,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod check;
 mod e2e;
 mod harden;
+mod probe;
+mod sandbox;
 mod supervise;
 
 #[test]
