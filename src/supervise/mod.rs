@@ -434,8 +434,11 @@ impl Supervisor<'_> {
         let deadline = Instant::now() + self.policy.service.stop_timeout.0;
         let mut status = None;
         while Instant::now() < deadline {
-            if status.is_none() {
-                status = reap(pid);
+            // Reap everything, not only the service: a member of its group that outlived it was
+            // re-parented to warden (subreaper, or PID 1 in a container) and, unreaped, would
+            // keep the group alive until the SIGKILL.
+            if let Some(ws) = reap(pid) {
+                status = Some(ws);
             }
             if status.is_some() && !group_alive(pid) {
                 return status.unwrap_or(WaitStatus::StillAlive);

@@ -4,6 +4,7 @@
 mod common;
 
 mod check;
+mod export;
 mod harden;
 mod init;
 mod logs;
