@@ -328,7 +328,7 @@ pub fn run(policy: &Policy, extra: &[Extra<'_>]) -> Report {
     check_tree(&mut a);
     check_ancestors(&mut a, &acct);
     check_private(&mut a, &acct);
-    check_listen(&mut a, user.as_ref());
+    check_listen(&mut a);
     check_sandbox(&mut a);
     check_integrity(&mut a, extra);
     a.findings.sort_by(|x, y| {
@@ -832,16 +832,20 @@ fn check_private(a: &mut Audit<'_>, acct: &perms::Account) {
         a.pass(
             "private",
             format!(
-                "logs {} (files {:04o}, rotated {:?}, redacted), tmp and state 0700, the service's",
+                "logs {} (files {:04o}, rotated {}, redacted), tmp and state 0700, the service's",
                 a.show(&p.logs_dir),
                 p.logs.file_mode.0,
-                r.every
+                match r.every {
+                    Every::Hourly => "hourly",
+                    Every::Daily => "daily",
+                    Every::Never => "by size",
+                }
             ),
         );
     }
 }
 
-fn check_listen(a: &mut Audit<'_>, user: Option<&account::UserInfo>) {
+fn check_listen(a: &mut Audit<'_>) {
     let p = a.policy;
     let before = a.count();
     let envmap: BTreeMap<String, String> = env::build(
@@ -893,34 +897,33 @@ fn check_listen(a: &mut Audit<'_>, user: Option<&account::UserInfo>) {
         }
     }
     // The running service, if any.
-    if let Ok(st) = control::status(p) {
-        if let Some(pid) = st.service_pid {
-            let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Uid:"))
-                        .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
-                });
-            if uid.as_deref() == Some("0") {
-                a.find(
-                    "service.root",
-                    format!("the running service (pid {pid}) has effective uid 0"),
-                    "stop it and start it with `warden up` as root, with a dedicated account",
-                    None,
-                );
-            }
-            for w in st.warnings.iter().filter(|w| w.starts_with("listening")) {
-                a.find(
-                    "service.listen",
-                    format!("the running service (pid {pid}) is {w}"),
-                    "stop it and fix the command line; warden's preflight refuses such a start",
-                    None,
-                );
-            }
+    if let Ok(st) = control::status(p)
+        && let Some(pid) = st.service_pid
+    {
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+            });
+        if uid.as_deref() == Some("0") {
+            a.find(
+                "service.root",
+                format!("the running service (pid {pid}) has effective uid 0"),
+                "stop it and start it with `warden up` as root, with a dedicated account",
+                None,
+            );
+        }
+        for w in st.warnings.iter().filter(|w| w.starts_with("listening")) {
+            a.find(
+                "service.listen",
+                format!("the running service (pid {pid}) is {w}"),
+                "stop it and fix the command line; warden's preflight refuses such a start",
+                None,
+            );
         }
     }
-    let _ = user;
     if a.count() == before {
         let l: Vec<String> = p.service.listen.iter().map(ToString::to_string).collect();
         a.pass(
@@ -1014,10 +1017,14 @@ fn check_sandbox(a: &mut Audit<'_>) {
         a.pass(
             "sandbox",
             format!(
-                "Landlock ABI {} available (asks for {}), sandbox.landlock = {:?}, nproc {}",
+                "Landlock ABI {} available (asks for {}), sandbox.landlock = {}, nproc {}",
                 k.abi.unwrap_or(0),
                 sandbox::TESTED_ABI,
-                p.sandbox.landlock,
+                match p.sandbox.landlock {
+                    Enforcement::Required => "required",
+                    Enforcement::BestEffort => "best-effort",
+                    Enforcement::Off => "off",
+                },
                 p.sandbox.nproc.unwrap_or(0)
             ),
         );
@@ -1053,8 +1060,13 @@ fn check_integrity(a: &mut Audit<'_>, extra: &[Extra<'_>]) {
         a.pass(
             "integrity",
             format!(
-                "verify = {:?}, scan = {} (manifest and scan not examined here)",
-                p.integrity.verify, p.integrity.scan
+                "verify = {}, scan = {} (manifest and scan not examined here)",
+                match p.integrity.verify {
+                    crate::policy::schema::Verify::Off => "off",
+                    crate::policy::schema::Verify::Quick => "quick",
+                    crate::policy::schema::Verify::Full => "full",
+                },
+                p.integrity.scan
             ),
         );
     }

@@ -128,6 +128,9 @@ pub struct Targets {
     pub forbidden_port: u16,
     pub supervisor: i32,
     pub nproc: Option<u64>,
+    /// `sandbox.shm`: /dev/shm is the service's to use.
+    #[serde(default)]
+    pub shm: bool,
 }
 
 /// Runs the probe: prepares the private directories as `run` does, starts the helper with the
@@ -160,6 +163,7 @@ pub fn run(policy: &Policy) -> Result<Report, ProbeError> {
         forbidden_port: forbidden_port(policy),
         supervisor: me,
         nproc: policy.sandbox.nproc,
+        shm: policy.sandbox.shm,
     };
     spec.payload = Some(serde_json::to_value(&targets).expect("targets serialize"));
     let started = spawn::spawn_helper(HELPER_COMMAND, &spec, Stdio::piped(), Stdio::inherit())?;
@@ -392,11 +396,6 @@ fn battery(t: &Targets, env: &BTreeMap<String, String>) -> Vec<Outcome> {
             PathBuf::from("/var/tmp").join(&tag),
         ),
         (
-            "outside.dev-shm",
-            "write to /dev/shm",
-            PathBuf::from("/dev/shm").join(&tag),
-        ),
-        (
             "outside.app",
             "write into the app directory",
             t.app.join(&tag),
@@ -416,6 +415,24 @@ fn battery(t: &Targets, env: &BTreeMap<String, String>) -> Vec<Outcome> {
             "write to $HOME",
             "HOME is the service's private state directory",
         );
+    }
+    if t.shm {
+        b.push(
+            "outside.dev-shm",
+            Kind::Note,
+            "write to /dev/shm",
+            "/dev/shm",
+            Verdict::Info,
+            "allowed by sandbox.shm (POSIX semaphores and shared memory); the service's files \
+             there are 0600"
+                .into(),
+        );
+    } else {
+        outside.push((
+            "outside.dev-shm",
+            "write to /dev/shm",
+            PathBuf::from("/dev/shm").join(&tag),
+        ));
     }
     for (id, what, p) in outside {
         b.attack(id, what, &p, create_new(&p));

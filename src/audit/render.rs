@@ -44,7 +44,7 @@ pub fn check_table(r: &check::Report) -> String {
         out.push('\n');
     }
     for p in &r.passed {
-        out.push_str(&format!("ok  {:<10} {}\n", p.check, escape(&p.seen)));
+        out.push_str(&format!("ok  {:<18} {}\n", p.check, escape(&p.seen)));
     }
     let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
     out.push_str(&if r.clean() {

@@ -350,7 +350,7 @@ fn default_state_dir() -> String {
 }
 
 /// `[sandbox]`: kernel-enforced limits.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sandbox {
     #[serde(default)]
@@ -366,9 +366,27 @@ pub struct Sandbox {
     /// Extra paths the service may read and execute (absolute, or relative to the deployment).
     #[serde(default)]
     pub read: Vec<String>,
-    /// Extra paths the service may read and write (never execute), e.g. "/dev/shm".
+    /// Extra paths the service may read and write (never execute).
     #[serde(default)]
     pub write: Vec<String>,
+    /// POSIX shared memory and semaphores in /dev/shm (Python multiprocessing, Gradio, torch
+    /// data loaders need them). Default true; the service's files there are 0600 (umask 077).
+    #[serde(default = "yes")]
+    pub shm: bool,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self {
+            landlock: Enforcement::default(),
+            devices: Vec::new(),
+            nproc: None,
+            nofile: None,
+            read: Vec::new(),
+            write: Vec::new(),
+            shm: true,
+        }
+    }
 }
 
 /// How strictly a security feature is applied.

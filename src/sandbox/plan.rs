@@ -7,7 +7,8 @@
 //! - read-only tiers are readable (and executable only when their file mode has an x bit);
 //! - the runtime: system directories, `/etc` without its secrets, `/proc` and `/sys` read-only,
 //!   the program's own install (a Python venv or conda env found above it or its interpreter);
-//! - `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, and the device presets;
+//! - `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/shm` (unless
+//!   `sandbox.shm = false`), and the device presets;
 //! - the policy's own `sandbox.read` and `sandbox.write` paths;
 //! - TCP bind only to the ports of `service.listen`.
 
@@ -130,6 +131,14 @@ pub fn plan(
     }
     for d in DEVICES_READ {
         rules.push(rule(Path::new(d), Access::Read, "a standard device", false));
+    }
+    if sb.shm {
+        rules.push(rule(
+            Path::new("/dev/shm"),
+            Access::ReadWrite,
+            "POSIX shared memory (sandbox.shm)",
+            false,
+        ));
     }
     for d in &sb.devices {
         devices(*d, rules);

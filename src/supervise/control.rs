@@ -86,7 +86,7 @@ pub fn status(policy: &Policy) -> io::Result<Report> {
     r.ready = st.ready;
     if let Some(svc) = st.service.filter(|p| p.alive()) {
         r.service_pid = Some(svc.pid);
-        r.sandbox = st.sandbox.clone();
+        r.sandbox = st.sandbox.clone().map(|s| *s);
         r.uptime_seconds = st.since.map(|s| super::instance::now().saturating_sub(s));
         r.listening = sockets::listening(&sysp::descendants(svc.pid));
         for a in &r.listening {

@@ -83,7 +83,7 @@ pub struct Status {
     pub message: Option<String>,
     /// What the sandbox enforces for the current service process.
     #[serde(default)]
-    pub sandbox: Option<crate::sandbox::Status>,
+    pub sandbox: Option<Box<crate::sandbox::Status>>,
     /// Bytes of the service's output that could not be written to its log (a full disk).
     #[serde(default)]
     pub log_dropped_bytes: u64,

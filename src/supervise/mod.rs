@@ -284,7 +284,7 @@ impl Supervisor<'_> {
             if let Some(sb) = &started.sandbox {
                 eprintln!("warden: sandbox: {sb}");
             }
-            self.status.sandbox = started.sandbox;
+            self.status.sandbox = started.sandbox.map(Box::new);
             drop(started.child);
             self.status.service = Proc::of(pid.as_raw()).ok();
             self.status.since = Some(instance::now());

@@ -63,10 +63,9 @@ const WEIGHT_ATTACKS: [&str; 7] = [
     "weights.create",
 ];
 
-const OTHER_ATTACKS: [&str; 14] = [
+const OTHER_ATTACKS: [&str; 13] = [
     "outside.tmp",
     "outside.var-tmp",
-    "outside.dev-shm",
     "outside.app",
     "outside.logs",
     "outside.policy",
