@@ -189,7 +189,7 @@ pub enum ExportTarget {
     /// A hardened systemd unit (NAME.service).
     Systemd(ExportSystemdArgs),
     /// Kubernetes manifests (YAML, several documents).
-    K8s(ExportK8sArgs),
+    K8s(Box<ExportK8sArgs>),
 }
 
 /// Whether the exported unit allows writable executable memory (JIT compilers).

@@ -125,18 +125,22 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The local systemd's version, or [`systemd::DEFAULT_VERSION`].
 fn local_systemd_version() -> u32 {
-    ["systemd", "/lib/systemd/systemd", "/usr/lib/systemd/systemd"]
-        .iter()
-        .find_map(|cmd| {
-            let out = std::process::Command::new(cmd)
-                .arg("--version")
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            systemd::parse_version(&String::from_utf8_lossy(&out.stdout))
-        })
-        .unwrap_or(systemd::DEFAULT_VERSION)
+    [
+        "systemd",
+        "/lib/systemd/systemd",
+        "/usr/lib/systemd/systemd",
+    ]
+    .iter()
+    .find_map(|cmd| {
+        let out = std::process::Command::new(cmd)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        systemd::parse_version(&String::from_utf8_lossy(&out.stdout))
+    })
+    .unwrap_or(systemd::DEFAULT_VERSION)
 }
 
 /// The bytes of the read-only tiers here (symlinks not followed), if any tier exists.

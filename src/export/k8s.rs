@@ -137,7 +137,11 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
         ("--shm-size", &opts.shm_size),
     ] {
         if !is_quantity(q) {
-            return Err(bad(flag, q, "expected a Kubernetes quantity like 500m, 2, 8Gi"));
+            return Err(bad(
+                flag,
+                q,
+                "expected a Kubernetes quantity like 500m, 2, 8Gi",
+            ));
         }
     }
     if opts.replicas == 0 {
@@ -257,10 +261,7 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
                 .with("runAsGroup", opts.gid)
                 .with("fsGroup", opts.gid)
                 .with("fsGroupChangePolicy", "OnRootMismatch")
-                .with(
-                    "seccompProfile",
-                    Node::map().with("type", "RuntimeDefault"),
-                ),
+                .with("seccompProfile", Node::map().with("type", "RuntimeDefault")),
         )
         .with(
             "terminationGracePeriodSeconds",
@@ -288,7 +289,9 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
     } else {
         Node::map().with("type", "RollingUpdate").with(
             "rollingUpdate",
-            Node::map().with("maxSurge", 1u32).with("maxUnavailable", 0u32),
+            Node::map()
+                .with("maxSurge", 1u32)
+                .with("maxUnavailable", 0u32),
         )
     };
     docs.push(
@@ -301,7 +304,10 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
                 Node::map()
                     .with("replicas", opts.replicas)
                     .with("revisionHistoryLimit", 3u32)
-                    .with("selector", Node::map().with("matchLabels", selector.clone()))
+                    .with(
+                        "selector",
+                        Node::map().with("matchLabels", selector.clone()),
+                    )
                     .with("strategy", strategy)
                     .with(
                         "template",
@@ -371,7 +377,10 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
             .with(
                 "spec",
                 Node::map()
-                    .with("podSelector", Node::map().with("matchLabels", selector.clone()))
+                    .with(
+                        "podSelector",
+                        Node::map().with("matchLabels", selector.clone()),
+                    )
                     .with(
                         "policyTypes",
                         vec![Node::from("Ingress"), Node::from("Egress")],
@@ -424,15 +433,14 @@ fn namespace(ns: &str) -> Node {
     Node::map()
         .with("apiVersion", "v1")
         .with("kind", "Namespace")
-        .with("metadata", Node::map().with("name", ns).with("labels", labels))
+        .with(
+            "metadata",
+            Node::map().with("name", ns).with("labels", labels),
+        )
 }
 
 /// The image reference: given, or a placeholder; pinned by digest when one is given.
-fn image_ref(
-    opts: &Options,
-    name: &str,
-    notes: &mut Vec<String>,
-) -> Result<String, ExportError> {
+fn image_ref(opts: &Options, name: &str, notes: &mut Vec<String>) -> Result<String, ExportError> {
     let base = match &opts.image {
         Some(i) => {
             if i.is_empty() || i.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -539,14 +547,13 @@ fn container(
                 "capabilities",
                 Node::map().with("drop", vec![Node::from("ALL")]),
             )
-            .with(
-                "seccompProfile",
-                Node::map().with("type", "RuntimeDefault"),
-            ),
+            .with("seccompProfile", Node::map().with("type", "RuntimeDefault")),
     );
     c.set(
         "resources",
-        Node::map().with("requests", requests).with("limits", limits),
+        Node::map()
+            .with("requests", requests)
+            .with("limits", limits),
     );
     let (startup, ready, live) = probes(policy, loopback);
     c.set("startupProbe", startup);
@@ -590,10 +597,9 @@ fn probes(policy: &Policy, loopback: bool) -> (Node, Node, Node) {
         (Some((_, port, None)), false) => {
             Node::map().with("tcpSocket", Node::map().with("port", *port))
         }
-        (None, false) if !ports(policy).is_empty() => Node::map().with(
-            "tcpSocket",
-            Node::map().with("port", ports(policy)[0]),
-        ),
+        (None, false) if !ports(policy).is_empty() => {
+            Node::map().with("tcpSocket", Node::map().with("port", ports(policy)[0]))
+        }
         _ => Node::map().with(
             "exec",
             Node::map().with(
@@ -617,7 +623,10 @@ fn probes(policy: &Policy, loopback: bool) -> (Node, Node, Node) {
             .with("timeoutSeconds", 5u32)
             .with("failureThreshold", failures)
     };
-    let startup_failures = u32::try_from(timeout.div_ceil(5)).unwrap_or(u32::MAX).max(1) + 1;
+    let startup_failures = u32::try_from(timeout.div_ceil(5))
+        .unwrap_or(u32::MAX)
+        .max(1)
+        + 1;
     (
         with(Node::map(), 5, startup_failures),
         with(Node::map(), 10, 3),
@@ -638,7 +647,11 @@ fn mount_list(policy: &Policy) -> Vec<(String, String, bool, Option<String>)> {
         m.push(("weights".into(), s(&t.path), true, Some(s(&t.rel))));
     }
     let mut rw = 0;
-    for t in policy.tiers.iter().filter(|t| t.access == Access::ReadWrite) {
+    for t in policy
+        .tiers
+        .iter()
+        .filter(|t| t.access == Access::ReadWrite)
+    {
         rw += 1;
         m.push((format!("data-{rw}"), s(&t.path), false, None));
     }

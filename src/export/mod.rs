@@ -68,7 +68,10 @@ pub(crate) fn ready_target(policy: &Policy) -> Option<(String, u16, Option<Strin
             },
             _ => (hostport.to_owned(), 80),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         return Some((host, port, Some(path.to_owned())));
     }
     r.tcp.map(|a| (a.ip().to_string(), a.port(), None))

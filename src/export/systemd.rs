@@ -104,7 +104,12 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
     let private_users = policy.service.groups.is_empty();
     let loopback = loopback_only(&policy.service.listen);
     let protect_home = protect_home(policy, opts, &mut notes);
-    for dir in [&policy.root, &policy.logs_dir, &policy.tmp_dir, &policy.state_dir] {
+    for dir in [
+        &policy.root,
+        &policy.logs_dir,
+        &policy.tmp_dir,
+        &policy.state_dir,
+    ] {
         if dir.starts_with("/tmp") || dir.starts_with("/var/tmp") {
             notes.push(format!(
                 "{} is under /tmp or /var/tmp, which PrivateTmp=yes replaces with an empty \
@@ -147,15 +152,27 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
     }
 
     u.section("Unit");
-    u.set(0, "Description", &format!("{} (AI model service, warden policy)", esc(name)));
+    u.set(
+        0,
+        "Description",
+        &format!("{} (AI model service, warden policy)", esc(name)),
+    );
     u.set(0, "After", "network.target");
     if opts.warden.is_some() {
-        u.set(0, "AssertPathExists", &single_path("the policy file", &policy.file)?);
+        u.set(
+            0,
+            "AssertPathExists",
+            &single_path("the policy file", &policy.file)?,
+        );
     }
     // ProtectSystem=strict leaves the deployment read-only except these: they must exist
     // before the mount namespace is set up (warden harden creates them).
     for d in private_dirs(policy) {
-        u.set(0, "AssertPathIsDirectory", &single_path("a private directory", d)?);
+        u.set(
+            0,
+            "AssertPathIsDirectory",
+            &single_path("a private directory", d)?,
+        );
     }
     let r = &policy.service.restart;
     u.set(
@@ -181,7 +198,11 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
         let g: Vec<&str> = policy.service.groups.iter().map(|g| g.as_str()).collect();
         u.set(0, "SupplementaryGroups", &g.join(" "));
     }
-    u.set(0, "WorkingDirectory", &single_path("the working directory", &policy.workdir)?);
+    u.set(
+        0,
+        "WorkingDirectory",
+        &single_path("the working directory", &policy.workdir)?,
+    );
     match &opts.warden {
         Some(bin) => {
             let args = [
@@ -242,7 +263,11 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
             // warden forwards SIGTERM to the service's process group and escalates to SIGKILL
             // after stop-timeout itself; systemd's own SIGKILL comes later, for warden.
             u.set(0, "KillMode", "mixed");
-            u.set(0, "TimeoutStopSec", &seconds(stop + Duration::from_secs(15)));
+            u.set(
+                0,
+                "TimeoutStopSec",
+                &seconds(stop + Duration::from_secs(15)),
+            );
         }
         None => {
             // SIGTERM to every process of the service, as warden does to its process group.
@@ -283,10 +308,18 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
                 .map(|t| t.path.as_path()),
         )
         .collect();
-    u.set(since::RW_PATHS, "ReadWritePaths", &path_list("a writable path", &rw)?);
+    u.set(
+        since::RW_PATHS,
+        "ReadWritePaths",
+        &path_list("a writable path", &rw)?,
+    );
     let ro: Vec<&Path> = policy.read_only_tiers().map(|t| t.path.as_path()).collect();
     if !ro.is_empty() {
-        u.set(since::RW_PATHS, "ReadOnlyPaths", &path_list("a read-only tier", &ro)?);
+        u.set(
+            since::RW_PATHS,
+            "ReadOnlyPaths",
+            &path_list("a read-only tier", &ro)?,
+        );
     }
     // Nothing written by the service may be executed: uploads, logs, and (unless JIT code is
     // allowed) the caches in the state directory.
@@ -397,10 +430,7 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
                 .into(),
         );
     }
-    Ok(Export {
-        text: u.out,
-        notes,
-    })
+    Ok(Export { text: u.out, notes })
 }
 
 /// logs, tmp and state: the directories the service writes.
@@ -413,7 +443,11 @@ fn private_dirs(policy: &Policy) -> impl Iterator<Item = &Path> {
 /// `yes` hides /home, /root and /run/user; `read-only` when the deployment or warden lives
 /// there (ReadWritePaths still opens the private directories).
 fn protect_home(policy: &Policy, opts: &Options, notes: &mut Vec<String>) -> &'static str {
-    let homes = [Path::new("/home"), Path::new("/root"), Path::new("/run/user")];
+    let homes = [
+        Path::new("/home"),
+        Path::new("/root"),
+        Path::new("/run/user"),
+    ];
     let mut needed: Vec<&Path> = vec![&policy.root, &policy.workdir];
     needed.extend(policy.tiers.iter().map(|t| t.path.as_path()));
     if let Some(w) = &opts.warden {
@@ -568,7 +602,8 @@ fn quote(s: &str, exec: bool) -> Result<String, ExportError> {
     check_chars("a value", s)?;
     let plain = !s.is_empty()
         && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '=' | ':' | ',' | '+' | '@')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '_' | '-' | '=' | ':' | ',' | '+' | '@')
         })
         && !(exec && s == ";");
     let mut out = String::with_capacity(s.len() + 2);

@@ -79,7 +79,10 @@ fn unit_runs_warden_as_the_account_with_systemds_sandbox() {
         one(u, "ReadWritePaths"),
         format!("{root}/logs {root}/tmp {root}/state {root}/outputs")
     );
-    assert_eq!(one(u, "ReadOnlyPaths"), format!("{root}/bin {root}/models/Qwen"));
+    assert_eq!(
+        one(u, "ReadOnlyPaths"),
+        format!("{root}/bin {root}/models/Qwen")
+    );
     assert_eq!(
         one(u, "NoExecPaths"),
         format!("{root}/tmp {root}/logs {root}/state")
@@ -126,7 +129,11 @@ fn unit_runs_warden_as_the_account_with_systemds_sandbox() {
     // warden builds the environment itself.
     assert!(values(u, "Environment").is_empty());
     // The deployment is under /tmp here: the operator is told.
-    assert!(e.notes.iter().any(|n| n.contains("PrivateTmp")), "{:?}", e.notes);
+    assert!(
+        e.notes.iter().any(|n| n.contains("PrivateTmp")),
+        "{:?}",
+        e.notes
+    );
 }
 
 #[test]
@@ -157,7 +164,10 @@ fn directives_newer_than_the_target_become_comments() {
     let new = systemd::unit(&p, &opts(257)).unwrap().text;
     assert_eq!(one(&new, "PrivatePIDs"), "yes");
     assert_eq!(one(&new, "RestartSec"), "1s");
-    assert!(values(&new, "RestartSteps").is_empty(), "warden does the backoff");
+    assert!(
+        values(&new, "RestartSteps").is_empty(),
+        "warden does the backoff"
+    );
 }
 
 #[test]
@@ -174,8 +184,14 @@ fn no_warden_puts_the_command_and_environment_in_the_unit() {
     );
     let env = values(u, "Environment");
     assert!(env.contains(&"HF_HUB_OFFLINE=1"), "{env:?}");
-    assert!(env.contains(&format!("TMPDIR={root}/tmp").as_str()), "{env:?}");
-    assert!(env.contains(&format!("HOME={root}/state").as_str()), "{env:?}");
+    assert!(
+        env.contains(&format!("TMPDIR={root}/tmp").as_str()),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&format!("HOME={root}/state").as_str()),
+        "{env:?}"
+    );
     // % is a specifier; inside quotes the value is one assignment.
     assert!(env.contains(&"\"NOTE=50%% off $HOME\""), "{env:?}");
     assert_eq!(one(u, "Restart"), "on-failure");
@@ -187,7 +203,10 @@ fn no_warden_puts_the_command_and_environment_in_the_unit() {
     assert!(values(u, "AssertPathExists").is_empty());
     // No warden, no Landlock: the filter does not open its calls.
     assert_eq!(values(u, "SystemCallFilter").len(), 2);
-    assert!(u.contains("no redaction"), "the trade-off is stated in the unit");
+    assert!(
+        u.contains("no redaction"),
+        "the trade-off is stated in the unit"
+    );
 }
 
 #[test]
@@ -205,7 +224,10 @@ fn command_arguments_are_quoted_for_systemd() {
         exec.ends_with(r#"app.py --title "a \"b\" c" --cost "$$5 100%%" ";""#),
         "{exec}"
     );
-    assert!(exec.starts_with('/') || exec.starts_with("python3 "), "{exec}");
+    assert!(
+        exec.starts_with('/') || exec.starts_with("python3 "),
+        "{exec}"
+    );
 }
 
 #[test]
@@ -230,7 +252,10 @@ fn gpu_presets_open_their_devices_only() {
         ]
     );
     assert_eq!(one(u, "SupplementaryGroups"), "video");
-    assert!(values(u, "PrivateUsers").is_empty(), "groups are not mapped");
+    assert!(
+        values(u, "PrivateUsers").is_empty(),
+        "groups are not mapped"
+    );
     assert!(values(u, "MemoryDenyWriteExecute").is_empty());
     assert_eq!(one(u, "ProcSubset"), "all");
     assert_eq!(
@@ -324,7 +349,10 @@ fn manifests_meet_the_restricted_profile() {
     );
     let ns = doc(&docs, "Namespace");
     assert_eq!(
-        s(ns, &["metadata", "labels", "pod-security.kubernetes.io/enforce"]),
+        s(
+            ns,
+            &["metadata", "labels", "pod-security.kubernetes.io/enforce"]
+        ),
         "restricted"
     );
     for d in &docs[1..] {
@@ -334,11 +362,25 @@ fn manifests_meet_the_restricted_profile() {
         doc(&docs, "ServiceAccount").get("automountServiceAccountToken"),
         Some(&Node::Bool(false))
     );
-    let pod = doc(&docs, "Deployment").at(&["spec", "template", "spec"]).unwrap();
-    assert_eq!(pod.get("automountServiceAccountToken"), Some(&Node::Bool(false)));
-    assert_eq!(pod.at(&["securityContext", "runAsNonRoot"]), Some(&Node::Bool(true)));
-    assert_eq!(pod.at(&["securityContext", "runAsUser"]), Some(&Node::Int(10001)));
-    assert_eq!(s(pod, &["securityContext", "seccompProfile", "type"]), "RuntimeDefault");
+    let pod = doc(&docs, "Deployment")
+        .at(&["spec", "template", "spec"])
+        .unwrap();
+    assert_eq!(
+        pod.get("automountServiceAccountToken"),
+        Some(&Node::Bool(false))
+    );
+    assert_eq!(
+        pod.at(&["securityContext", "runAsNonRoot"]),
+        Some(&Node::Bool(true))
+    );
+    assert_eq!(
+        pod.at(&["securityContext", "runAsUser"]),
+        Some(&Node::Int(10001))
+    );
+    assert_eq!(
+        s(pod, &["securityContext", "seccompProfile", "type"]),
+        "RuntimeDefault"
+    );
     let c = pod.at(&["containers", "0"]).unwrap();
     let sc = c.get("securityContext").unwrap();
     assert_eq!(sc.get("allowPrivilegeEscalation"), Some(&Node::Bool(false)));
@@ -408,12 +450,24 @@ fn manifests_meet_the_restricted_profile() {
     assert_eq!(strs(&seq(pvc, &["spec", "accessModes"])), ["ReadOnlyMany"]);
 
     let np = doc(&docs, "NetworkPolicy");
-    assert_eq!(strs(&seq(np, &["spec", "policyTypes"])), ["Ingress", "Egress"]);
+    assert_eq!(
+        strs(&seq(np, &["spec", "policyTypes"])),
+        ["Ingress", "Egress"]
+    );
     assert!(seq(np, &["spec", "egress"]).is_empty());
     assert_eq!(
         s(
             np,
-            &["spec", "ingress", "0", "from", "0", "podSelector", "matchLabels", "image-edit-client"]
+            &[
+                "spec",
+                "ingress",
+                "0",
+                "from",
+                "0",
+                "podSelector",
+                "matchLabels",
+                "image-edit-client"
+            ]
         ),
         "true"
     );
@@ -422,7 +476,10 @@ fn manifests_meet_the_restricted_profile() {
         Some(&Node::Int(7860))
     );
     let svc = doc(&docs, "Service");
-    assert_eq!(svc.at(&["spec", "ports", "0", "port"]), Some(&Node::Int(7860)));
+    assert_eq!(
+        svc.at(&["spec", "ports", "0", "port"]),
+        Some(&Node::Int(7860))
+    );
 }
 
 #[test]
@@ -435,7 +492,9 @@ fn a_public_listener_is_probed_over_http_and_a_gpu_is_requested() {
     o.gpus = 2;
     o.replicas = 2;
     let (docs, _) = k8s::documents(&p, &o).unwrap();
-    let pod = doc(&docs, "Deployment").at(&["spec", "template", "spec"]).unwrap();
+    let pod = doc(&docs, "Deployment")
+        .at(&["spec", "template", "spec"])
+        .unwrap();
     let c = pod.at(&["containers", "0"]).unwrap();
     assert_eq!(s(c, &["readinessProbe", "httpGet", "path"]), "/healthz");
     assert_eq!(

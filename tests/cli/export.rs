@@ -38,11 +38,7 @@ fn edit_policy(d: &Deployment, from: &str, to: &str) {
 }
 
 fn gpu(d: &Deployment) {
-    edit_policy(
-        d,
-        "# devices = [\"nvidia\"]",
-        "devices = [\"nvidia\"]",
-    );
+    edit_policy(d, "# devices = [\"nvidia\"]", "devices = [\"nvidia\"]");
     edit_policy(
         d,
         "# groups = [\"video\", \"render\"]",
@@ -51,8 +47,16 @@ fn gpu(d: &Deployment) {
 }
 
 fn public(d: &Deployment) {
-    edit_policy(d, "\"--server-name\", \"127.0.0.1\"", "\"--server-name\", \"0.0.0.0\"");
-    edit_policy(d, "listen  = [\"127.0.0.1:7860\"]", "listen  = [\"0.0.0.0:7860\"]");
+    edit_policy(
+        d,
+        "\"--server-name\", \"127.0.0.1\"",
+        "\"--server-name\", \"0.0.0.0\"",
+    );
+    edit_policy(
+        d,
+        "listen  = [\"127.0.0.1:7860\"]",
+        "listen  = [\"0.0.0.0:7860\"]",
+    );
 }
 
 fn need(tool: &str, install: &str) -> PathBuf {
@@ -159,7 +163,9 @@ fn systemd_unit_for_the_example_verifies_and_exposes_at_most_1_3() {
     let score = exposure(&unit);
     assert!(score <= 1.3, "exposure {score} > 1.3");
     let text = std::fs::read_to_string(&unit).unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_warden")).canonicalize().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_warden"))
+        .canonicalize()
+        .unwrap();
     let policy = d.policy().canonicalize().unwrap();
     assert_eq!(
         unit_value(&text, "ExecStart"),
@@ -217,7 +223,10 @@ fn systemd_unit_for_an_older_systemd_still_verifies() {
     verify_unit(&unit);
     let text = std::fs::read_to_string(&unit).unwrap();
     assert!(unit_value(&text, "ProtectClock").is_empty());
-    assert!(text.contains("#ProtectClock=yes  (needs systemd 245)"), "{text}");
+    assert!(
+        text.contains("#ProtectClock=yes  (needs systemd 245)"),
+        "{text}"
+    );
     assert!(err.contains("ProtectClock= needs systemd 245"), "{err}");
 }
 
@@ -238,7 +247,14 @@ fn kubernetes_validate(file: &Path) {
 fn checkov(file: &Path) -> (serde_json::Value, Vec<String>) {
     let tool = venv_tool("checkov");
     let out = Command::new(&tool)
-        .args(["--framework", "kubernetes", "--skip-download", "--output", "json", "--file"])
+        .args([
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--output",
+            "json",
+            "--file",
+        ])
         .arg(file)
         .output()
         .unwrap();
@@ -271,7 +287,11 @@ fn checkov(file: &Path) -> (serde_json::Value, Vec<String>) {
 
 fn assert_checkov_clean(file: &Path) {
     let (summary, failed) = checkov(file);
-    assert!(failed.is_empty(), "checkov failed checks:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "checkov failed checks:\n{}",
+        failed.join("\n")
+    );
     assert_eq!(summary["parsing_errors"], 0, "{summary}");
     assert_eq!(summary["skipped"], 0, "{summary}");
     assert!(summary["passed"].as_u64().unwrap_or(0) >= 80, "{summary}");
@@ -339,7 +359,10 @@ fn k8s_manifests_without_a_digest_fail_only_the_digest_check() {
 #[test]
 fn export_writes_to_stdout_and_refuses_bad_options() {
     let d = example();
-    let out = d.warden(&["export", "systemd", "--no-warden"]).output().unwrap();
+    let out = d
+        .warden(&["export", "systemd", "--no-warden"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let unit = String::from_utf8(out.stdout).unwrap();
     assert!(unit.starts_with("# image-edit.service: written by `warden export systemd`"));

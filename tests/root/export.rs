@@ -43,7 +43,10 @@ fn children(pid: i64) -> Vec<i64> {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
             let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(kids.split_whitespace().filter_map(|k| k.parse::<i64>().ok()));
+            out.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i64>().ok()),
+            );
         }
     }
     out
@@ -103,8 +106,11 @@ fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
     std::fs::copy(env!("CARGO_BIN_EXE_warden"), &bin).unwrap();
     chown_tree(d.path(), uid, gid);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.path().join("svc.sh"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        d.path().join("svc.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let mut unshare = std::process::Command::new("unshare")
@@ -150,8 +156,7 @@ fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
         || {
             let below = descendants(warden);
             // The service's shell and its `sleep 300`, nothing else, no zombie.
-            below.len() == 2
-                && below.iter().all(|p| state(*p).is_some_and(|s| s != 'Z'))
+            below.len() == 2 && below.iter().all(|p| state(*p).is_some_and(|s| s != 'Z'))
         },
     );
     nix::sys::signal::kill(
