@@ -1,6 +1,6 @@
 //! Container mode: `warden run` as PID 1 of a new PID namespace without root, as the
 //! container runtime starts it (`runAsNonRoot`, a numeric uid): no account switch, orphans
-//! reaped, SIGTERM forwarded to the service.
+//! reaped, SIGTERM forwarded to the service, its output on stdout after redaction.
 
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,7 @@ fn chown_tree(p: &std::path::Path, uid: u32, gid: u32) {
 }
 
 #[test]
-fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
+fn as_pid_1_without_root_it_reaps_orphans_forwards_sigterm_and_logs_redacted_to_stdout() {
     let acct = TestAccount::create("ctr");
     let (uid, gid) = (acct.uid(), acct.gid());
     let d = Deployment::empty();
@@ -87,7 +87,7 @@ fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
         "#!/bin/sh\n\
          trap 'echo TERM > \"$TMPDIR/got-sigterm\"; exit 0' TERM\n\
          (sleep 1 &)\n(sleep 1 &)\n(sleep 1 &)\n\
-         echo started\n\
+         echo \"started, HF_TOKEN=hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH\"\n\
          sleep 300 &\n\
          wait\n",
     );
@@ -121,10 +121,10 @@ fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
         .arg(&bin)
         .arg("-c")
         .arg(d.policy())
-        .args(["run", "--no-echo"])
+        .arg("run")
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -174,6 +174,13 @@ fn as_pid_1_without_root_it_reaps_orphans_and_forwards_sigterm() {
     };
     let mut err = String::new();
     std::io::Read::read_to_string(unshare.stderr.as_mut().unwrap(), &mut err).unwrap();
+    // The service's output reaches stdout (the cluster's log collector) after redaction.
+    let mut out = String::new();
+    std::io::Read::read_to_string(unshare.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains("started, HF_TOKEN=[REDACTED:hf-token]") && !out.contains("hf_aBcD"),
+        "stdout:\n{out}"
+    );
     assert!(status.success(), "{err}");
     assert!(
         !err.contains("did not stop within"),
