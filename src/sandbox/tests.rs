@@ -171,3 +171,35 @@ fn shm_is_on_by_default_and_can_be_turned_off() {
     let p = plan(&pol, None, &BTreeMap::new()).unwrap();
     assert!(find(&p, Path::new("/dev/shm")).is_empty());
 }
+
+#[test]
+fn device_presets_are_optional_rules() {
+    let (_d, pol) = policy("[sandbox]\ndevices = [\"nvidia\", \"dri\"]\n");
+    let p = plan(&pol, None, &BTreeMap::new()).unwrap();
+    assert_eq!(p.devices, ["nvidia", "dri"]);
+    let nvidia: Vec<&Rule> = p
+        .rules
+        .iter()
+        .filter(|r| r.why.contains("nvidia"))
+        .collect();
+    // On a host without a GPU the device rules are still planned (and skipped when applied).
+    assert!(
+        nvidia
+            .iter()
+            .any(|r| r.path.to_string_lossy().starts_with("/dev/nvidia"))
+    );
+    assert!(
+        nvidia
+            .iter()
+            .any(|r| r.path == Path::new("/proc/driver/nvidia"))
+    );
+    assert!(
+        nvidia
+            .iter()
+            .any(|r| r.path == Path::new("/proc/self/task"))
+    );
+    assert!(nvidia.iter().all(|r| !r.required));
+    let dri = find(&p, Path::new("/dev/dri"));
+    assert_eq!(dri[0].access, Access::Device);
+    assert!(!dri[0].required);
+}
