@@ -52,11 +52,37 @@ pub fn hex(b: &[u8]) -> String {
 
 /// Hashes `data`, adding to `progress` as it goes.
 pub fn digest(algo: Algo, data: &[u8], progress: Option<&AtomicU64>) -> String {
+    digest_with(algo, data, progress, |_| {})
+}
+
+/// Hashes a slice of a read-only file mapping, dropping each piece from the process's resident
+/// set once hashed (the pages stay in the page cache), so memory stays flat on large models.
+pub fn digest_mapped(algo: Algo, data: &[u8], progress: Option<&AtomicU64>) -> String {
+    digest_with(algo, data, progress, release)
+}
+
+/// Drops a piece of a read-only file mapping from the resident set.
+pub(crate) fn release(piece: &[u8]) {
+    let page = 4096usize;
+    let start = (piece.as_ptr() as usize).div_ceil(page) * page;
+    let end = (piece.as_ptr() as usize + piece.len()) / page * page;
+    if end > start {
+        // SAFETY: the range lies inside a read-only file mapping (callers pass only content of
+        // `crate::scan::Mapped`); MADV_DONTNEED on it only drops the process's page
+        // table entries, and a later access reads the same file pages again.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+fn digest_with(algo: Algo, data: &[u8], progress: Option<&AtomicU64>, after: fn(&[u8])) -> String {
     match algo {
         Algo::Sha256 => {
             let mut h = sha2::Sha256::new();
             for piece in data.chunks(STEP) {
                 h.update(piece);
+                after(piece);
                 if let Some(p) = progress {
                     p.fetch_add(piece.len() as u64, Ordering::Relaxed);
                 }
@@ -71,6 +97,7 @@ pub fn digest(algo: Algo, data: &[u8], progress: Option<&AtomicU64>) -> String {
                 } else {
                     h.update(piece);
                 }
+                after(piece);
                 if let Some(p) = progress {
                     p.fetch_add(piece.len() as u64, Ordering::Relaxed);
                 }

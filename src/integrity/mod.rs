@@ -239,8 +239,8 @@ pub fn seal(policy: &Policy, algo: Algo, progress: bool) -> Result<Sealed, Error
                     let data: &[u8] = m;
                     let counter = j.chunk.is_none().then(|| bar.counter());
                     Ok(match j.chunk {
-                        None => hash::digest(algo, data, counter),
-                        Some(c) => hash::digest(algo, chunk_of(data, c), None),
+                        None => hash::digest_mapped(algo, data, counter),
+                        Some(c) => hash::digest_mapped(algo, chunk_of(data, c), None),
                     })
                 }
                 Err(e) => Err(e.clone()),
@@ -417,12 +417,12 @@ pub fn verify_against(policy: &Policy, m: &Manifest, mode: Mode, progress: bool)
                     }
                     match j.chunk {
                         None => {
-                            let d = hash::digest(m.digest, data, Some(bar.counter()));
+                            let d = hash::digest_mapped(m.digest, data, Some(bar.counter()));
                             (d != e.digest).then(|| (j.file, "content differs from the sealed digest".into()))
                         }
                         Some(c) => {
                             let piece = chunk_of(data, c);
-                            let d = hash::digest(Algo::Sha256, piece, None);
+                            let d = hash::digest_mapped(Algo::Sha256, piece, None);
                             bar.counter().fetch_add(piece.len() as u64, Ordering::Relaxed);
                             (d != e.chunks[c]).then(|| {
                                 (j.file, format!("content differs from the sealed digest (bytes {}..)", c as u64 * CHUNK_SIZE))

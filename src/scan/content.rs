@@ -23,6 +23,9 @@ pub(super) struct Ctx<'l> {
     pub findings: Vec<Finding>,
     /// Decompressed bytes still allowed for this file.
     budget: u64,
+    /// The address range of the file's read-only mapping, when it is mapped: stored members
+    /// inside it are dropped from the resident set once scanned.
+    mapped: Option<(usize, usize)>,
 }
 
 impl<'l> Ctx<'l> {
@@ -31,6 +34,21 @@ impl<'l> Ctx<'l> {
             limits,
             findings: Vec::new(),
             budget: limits.max_total,
+            mapped: None,
+        }
+    }
+
+    /// Marks `data` as a read-only file mapping.
+    pub fn mapped(mut self, data: &[u8]) -> Self {
+        self.mapped = Some((data.as_ptr() as usize, data.len()));
+        self
+    }
+
+    fn release(&self, piece: &[u8]) {
+        let Some((start, len)) = self.mapped else { return };
+        let p = piece.as_ptr() as usize;
+        if p >= start && p + piece.len() <= start + len {
+            crate::integrity::hash::release(piece);
         }
     }
 
@@ -306,6 +324,9 @@ impl<'l> Ctx<'l> {
                 _ => Role::Normal,
             };
             self.blob(&content, &member, depth + 1, loader, role);
+            if let zip::Content::Borrowed(b) = &content {
+                self.release(b);
+            }
         }
         if torchscript {
             self.push(

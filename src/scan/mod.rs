@@ -118,6 +118,16 @@ pub fn scan_bytes(data: &[u8], limits: &Limits) -> (Format, Vec<Finding>) {
     (f, cx.findings)
 }
 
+/// Scans a file's mapped content.
+fn scan_mapped(m: &Mapped, limits: &Limits) -> (Format, Vec<Finding>) {
+    let mut cx = content::Ctx::new(limits);
+    if let Mapped::Map(map) = m {
+        cx = cx.mapped(map);
+    }
+    let f = cx.file(m);
+    (f, cx.findings)
+}
+
 /// Scans one regular file (mapped into memory, never read whole into the heap).
 pub fn scan_file(path: &Path, limits: &Limits) -> FileReport {
     let mut rep = FileReport {
@@ -130,7 +140,7 @@ pub fn scan_file(path: &Path, limits: &Limits) -> FileReport {
     match map_file(path) {
         Ok(m) => {
             rep.size = m.len() as u64;
-            let (f, findings) = scan_bytes(&m, limits);
+            let (f, findings) = scan_mapped(&m, limits);
             rep.format = Some(f.to_string());
             rep.findings = findings;
         }
@@ -271,7 +281,7 @@ pub fn scan_paths(paths: &[PathBuf], limits: &Limits) -> Report {
 fn scan_file_following(path: &Path, limits: &Limits) -> FileReport {
     match File::open(path).and_then(|f| map_open(&f)) {
         Ok(m) => {
-            let (f, findings) = scan_bytes(&m, limits);
+            let (f, findings) = scan_mapped(&m, limits);
             FileReport {
                 path: path.to_owned(),
                 format: Some(f.to_string()),
