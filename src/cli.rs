@@ -290,6 +290,12 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
     pub format: CheckFormat,
+    /// Also check a systemd unit (from `warden export systemd`) against the policy.
+    #[arg(long, value_name = "FILE")]
+    pub unit: Vec<PathBuf>,
+    /// Also check Kubernetes manifests (from `warden export k8s`) against the policy.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Vec<PathBuf>,
 }
 
 /// Output format of `probe`.

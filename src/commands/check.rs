@@ -32,6 +32,21 @@ pub fn run(policy: &Policy, args: &CheckArgs) -> Result<Outcome> {
             fix: "run `warden scan` for the details; replace the file with a safetensors copy",
         });
     }
+    // Exports given on the command line: what they write must still be there.
+    use crate::export::check::{FileCheck, Kind};
+    let units = args.unit.iter().map(|p| FileCheck::new(Kind::Unit, p));
+    let manifests = args.manifest.iter().map(|p| FileCheck::new(Kind::Manifest, p));
+    let files: Vec<FileCheck> = units.chain(manifests).collect();
+    for f in &files {
+        extra.push(Extra {
+            id: match f.kind {
+                Kind::Unit => "export.unit",
+                Kind::Manifest => "export.manifest",
+            },
+            check: f,
+            fix: "export again (`warden export systemd` / `warden export k8s`) or restore what the edit removed",
+        });
+    }
     let report = check::run(policy, &extra);
     match args.format {
         CheckFormat::Table => print!("{}", render::check_table(&report)),

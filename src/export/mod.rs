@@ -3,6 +3,7 @@
 //! "restricted" profile. Both are pure: they read the [`Policy`] (and options) and return text
 //! plus the remarks an operator should read; nothing touches the system.
 
+pub mod check;
 pub mod k8s;
 pub mod systemd;
 pub mod yaml;

@@ -591,3 +591,100 @@ fn the_policy_travels_in_the_config_map_verbatim() {
     }
     assert_eq!(back.trim_end(), o.policy_text.trim_end());
 }
+
+#[test]
+fn an_exported_unit_checks_clean_and_edits_are_found() {
+    use super::check;
+    let (_d, p) = policy(SERVICE, "");
+    let u = systemd::unit(&p, &opts(252)).unwrap().text;
+    assert_eq!(check::unit(&p, &u), Vec::<String>::new());
+    let mut bare = opts(252);
+    bare.warden = None;
+    let b = systemd::unit(&p, &bare).unwrap().text;
+    let problems = check::unit(&p, &b);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("does not run `warden run`"));
+
+    let root = p.root.display().to_string();
+    let edited = u
+        .replace("NoNewPrivileges=yes\n", "")
+        .replace("User=aiuser", "User=root")
+        .replace(
+            "CapabilityBoundingSet=\n",
+            "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+        )
+        .replace("UMask=0077", "UMask=0022")
+        .replace("ProtectSystem=strict", "ProtectSystem=full")
+        .replace(
+            &format!("ReadWritePaths={root}/logs"),
+            &format!("ReadWritePaths={root} {root}/logs"),
+        )
+        .replace(
+            &format!("ReadOnlyPaths={root}/bin {root}/models/Qwen\n"),
+            "",
+        );
+    let problems = check::unit(&p, &edited).join("\n");
+    for needle in [
+        "User=root",
+        "NoNewPrivileges",
+        "CapabilityBoundingSet",
+        "UMask",
+        "ProtectSystem=strict",
+        "models/Qwen is writable through ReadWritePaths",
+        "bin is writable through ReadWritePaths",
+    ] {
+        assert!(problems.contains(needle), "{needle:?} not in\n{problems}");
+    }
+    // A tier made read-only again by a more specific ReadOnlyPaths= is fine.
+    let fixed = edited.replace(
+        &format!("ReadWritePaths={root} "),
+        &format!("ReadOnlyPaths={root}/bin {root}/models/Qwen\nReadWritePaths={root} "),
+    );
+    assert!(
+        !check::unit(&p, &fixed)
+            .join("\n")
+            .contains("writable through")
+    );
+}
+
+#[test]
+fn exported_manifests_check_clean_and_edits_are_found() {
+    use super::check;
+    let (_d, p) = policy(SERVICE, "");
+    let t = k8s::manifests(&p, &k8s_opts(&p)).unwrap().text;
+    assert_eq!(check::manifest(&p, &t).unwrap(), Vec::<String>::new());
+    let edited = t
+        .replace(
+            "allowPrivilegeEscalation: false",
+            "allowPrivilegeEscalation: true",
+        )
+        .replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
+        .replace("automountServiceAccountToken: false", "automountServiceAccountToken: true")
+        .replace("            - warden\n            - run\n", "            - python3\n")
+        .replace(
+            "          persistentVolumeClaim:\n            claimName: image-edit-weights\n            readOnly: true\n",
+            "          persistentVolumeClaim:\n            claimName: image-edit-weights\n",
+        )
+        .replace(
+            "              subPath: models/Qwen\n              readOnly: true\n",
+            "              subPath: models/Qwen\n",
+        )
+        .replace("kind: NetworkPolicy", "kind: NetworkPolicyX");
+    let problems = check::manifest(&p, &edited).unwrap().join("\n");
+    for needle in [
+        "allowPrivilegeEscalation",
+        "readOnlyRootFilesystem",
+        "token is mounted",
+        "`warden run`",
+        "models/Qwen is writable",
+        "no NetworkPolicy",
+    ] {
+        assert!(problems.contains(needle), "{needle:?} not in\n{problems}");
+    }
+    assert!(!problems.contains("bin is writable"), "{problems}");
+    assert!(check::manifest(&p, "a: [").is_err());
+    assert_eq!(
+        check::manifest(&p, "kind: ConfigMap\n").unwrap(),
+        ["no Deployment or Pod"]
+    );
+}

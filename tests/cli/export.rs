@@ -395,3 +395,69 @@ fn status_ready_fails_when_nothing_runs() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn check_reads_the_exports_back_against_the_policy() {
+    let d = example();
+    let (unit, _) = export(&d, "image-edit.service", &["systemd"]);
+    let (manifest, _) = export(
+        &d,
+        "image-edit.yaml",
+        &["k8s", "--image", "registry.invalid/x:1", "--digest", DIGEST],
+    );
+    let check = |unit: &Path, manifest: &Path| {
+        let out = d
+            .warden(&["check", "--format", "json", "--unit"])
+            .arg(unit)
+            .arg("--manifest")
+            .arg(manifest)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let of = |list: &str| -> Vec<String> {
+            v[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| {
+                    // Passed checks name it `check`, findings `id`.
+                    f["check"]
+                        .as_str()
+                        .or(f["id"].as_str())
+                        .is_some_and(|c| c.starts_with("export."))
+                })
+                .map(|f| f.to_string())
+                .collect()
+        };
+        (of("passed"), of("findings"))
+    };
+    let (passed, findings) = check(&unit, &manifest);
+    assert_eq!(
+        (passed.len(), findings.len()),
+        (2, 0),
+        "{passed:?} {findings:?}"
+    );
+
+    // A hand edit that drops a protection, and a tier mounted writable.
+    let u = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(&unit, u.replace("NoNewPrivileges=yes\n", "")).unwrap();
+    let m = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        m.replace(
+            "              subPath: models/Qwen\n              readOnly: true\n",
+            "              subPath: models/Qwen\n",
+        )
+        .replace(
+            "            claimName: image-edit-weights\n            readOnly: true\n",
+            "            claimName: image-edit-weights\n",
+        ),
+    )
+    .unwrap();
+    let (passed, findings) = check(&unit, &manifest);
+    assert!(passed.is_empty(), "{passed:?}");
+    let all = findings.join("\n");
+    assert!(all.contains("NoNewPrivileges=yes is missing"), "{all}");
+    assert!(all.contains("models/Qwen is writable"), "{all}");
+}
