@@ -35,7 +35,10 @@ pub fn run(policy: &Policy, args: &CheckArgs) -> Result<Outcome> {
     // Exports given on the command line: what they write must still be there.
     use crate::export::check::{FileCheck, Kind};
     let units = args.unit.iter().map(|p| FileCheck::new(Kind::Unit, p));
-    let manifests = args.manifest.iter().map(|p| FileCheck::new(Kind::Manifest, p));
+    let manifests = args
+        .manifest
+        .iter()
+        .map(|p| FileCheck::new(Kind::Manifest, p));
     let files: Vec<FileCheck> = units.chain(manifests).collect();
     for f in &files {
         extra.push(Extra {
