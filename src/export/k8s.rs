@@ -221,6 +221,16 @@ pub fn documents(policy: &Policy, opts: &Options) -> Result<(Vec<Node>, Vec<Stri
             Some(c)
         }
     };
+    if claim.is_some() && manifest_in_claim(policy).is_some() {
+        notes.push(format!(
+            "integrity.verify is on: warden checks the tiers against a manifest before each \
+             start. Seal the claim's own copy (sizes, times and inodes differ from this host's) \
+             and put the manifest at {MANIFEST_IN_CLAIM} in the claim, owned by uid {} and not \
+             writable by others; it is mounted read-only at {}",
+            opts.uid,
+            crate::integrity::manifest::path(&policy.state_dir).display()
+        ));
+    }
 
     let ports = ports(policy);
     let port_name = |i: usize, p: u16| {
@@ -658,11 +668,25 @@ fn mount_list(policy: &Policy) -> Vec<(String, String, bool, Option<String>)> {
     m.push(("logs".into(), s(&policy.logs_dir), false, None));
     m.push(("private-tmp".into(), s(&policy.tmp_dir), false, None));
     m.push(("state".into(), s(&policy.state_dir), false, None));
+    if let Some(sub) = manifest_in_claim(policy) {
+        // Over the emptyDir: the manifest travels with the weights, read-only.
+        let at = crate::integrity::manifest::path(&policy.state_dir);
+        m.push(("weights".into(), s(&at), true, Some(sub.into())));
+    }
     if policy.tmp_dir != Path::new("/tmp") {
         m.push(("tmp".into(), "/tmp".into(), false, None));
     }
     m.push(("dshm".into(), "/dev/shm".into(), false, None));
     m
+}
+
+/// Where the integrity manifest is expected in the weights claim, when warden verifies the
+/// tiers before each start.
+pub const MANIFEST_IN_CLAIM: &str = ".warden/manifest.json";
+
+fn manifest_in_claim(policy: &Policy) -> Option<&'static str> {
+    let verifies = policy.integrity.verify != crate::policy::schema::Verify::Off;
+    (verifies && policy.read_only_tiers().next().is_some()).then_some(MANIFEST_IN_CLAIM)
 }
 
 fn mounts(policy: &Policy) -> Vec<Node> {

@@ -433,6 +433,14 @@ fn manifests_meet_the_restricted_profile() {
         assert_eq!(m.get("readOnly") == Some(&Node::Bool(true)), ro, "{path}");
         assert_eq!(s(m, &["name"]), volume, "{path}");
     }
+    // integrity.verify is on (the default): the manifest comes read-only from the claim.
+    let manifest = mounts
+        .iter()
+        .find(|m| s(m, &["mountPath"]) == format!("{root}/state/integrity/manifest.json"))
+        .expect("manifest mount");
+    assert_eq!(s(manifest, &["subPath"]), k8s::MANIFEST_IN_CLAIM);
+    assert_eq!(manifest.get("readOnly"), Some(&Node::Bool(true)));
+    assert!(notes.iter().any(|n| n.contains(k8s::MANIFEST_IN_CLAIM)));
     let volumes = seq(pod, &["volumes"]);
     let vol = |name: &str| {
         volumes
@@ -487,7 +495,10 @@ fn a_public_listener_is_probed_over_http_and_a_gpu_is_requested() {
     let svc = SERVICE
         .replace("127.0.0.1:7860\"]", "0.0.0.0:7860\"]")
         .replace("\"127.0.0.1\"", "\"0.0.0.0\"");
-    let (_d, p) = policy(&svc, "[sandbox]\ndevices = [\"nvidia\"]\n");
+    let (_d, p) = policy(
+        &svc,
+        "[sandbox]\ndevices = [\"nvidia\"]\n[integrity]\nverify = \"off\"\n",
+    );
     let mut o = k8s_opts(&p);
     o.gpus = 2;
     o.replicas = 2;
@@ -514,6 +525,12 @@ fn a_public_listener_is_probed_over_http_and_a_gpu_is_requested() {
     assert_eq!(
         s(doc(&docs, "Deployment"), &["spec", "strategy", "type"]),
         "Recreate"
+    );
+    // No verification, no manifest to bring along.
+    assert!(
+        !seq(c, &["volumeMounts"])
+            .iter()
+            .any(|m| s(m, &["mountPath"]).ends_with("manifest.json"))
     );
     let pdb = doc(&docs, "PodDisruptionBudget");
     assert_eq!(pdb.at(&["spec", "maxUnavailable"]), Some(&Node::Int(1)));
