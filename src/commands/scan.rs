@@ -32,7 +32,11 @@ pub fn sealed(policy: &Policy, args: &ScanArgs) -> Result<Outcome> {
             path: policy.root.join(&p),
             format: None,
             size: 0,
-            findings: vec![scan::Finding::new(scan::Severity::Medium, "walk/not-scanned", why)],
+            findings: vec![scan::Finding::new(
+                scan::Severity::Medium,
+                "walk/not-scanned",
+                why,
+            )],
             error: None,
         });
     }

@@ -14,7 +14,9 @@ pub fn blob_name(rel: &str) -> Option<String> {
     let p = Path::new(rel);
     let parent = p.parent()?.file_name()?;
     let name = p.file_name()?.to_str()?;
-    let hex = name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = name
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (parent == "blobs" && hex && (name.len() == 64 || name.len() == 40)).then(|| name.to_owned())
 }
 
@@ -57,7 +59,8 @@ pub fn verify_cache(dirs: &[PathBuf], progress: bool) -> super::Verified {
         .par_iter()
         .filter_map(|(p, name, size)| {
             let r = verify_file(p, name);
-            bar.counter().fetch_add(*size, std::sync::atomic::Ordering::Relaxed);
+            bar.counter()
+                .fetch_add(*size, std::sync::atomic::Ordering::Relaxed);
             r.map(|detail| Difference {
                 path: p.to_string_lossy().into_owned(),
                 kind: DiffKind::Modified,

@@ -8,8 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::Algo;
 use super::Error;
+use super::hash::Algo;
 
 /// The manifest format written by this version.
 pub const FORMAT: u32 = 1;
@@ -70,7 +70,10 @@ pub fn ensure_dir(state_dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(&d)?;
     let meta = fs::symlink_metadata(&d)?;
     if !meta.is_dir() {
-        return Err(io::Error::other(format!("{} is not a directory", d.display())));
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            d.display()
+        )));
     }
     if meta.uid() == rustix::process::geteuid().as_raw() {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;

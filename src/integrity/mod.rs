@@ -47,7 +47,9 @@ pub enum Error {
     Untrusted { path: PathBuf, why: String },
     #[error("cannot seal:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Unsealable(Vec<String>),
-    #[error("the policy seals no tier: set seal = true on a tier (read-only tiers are sealed by default)")]
+    #[error(
+        "the policy seals no tier: set seal = true on a tier (read-only tiers are sealed by default)"
+    )]
     NothingSealed,
 }
 
@@ -169,7 +171,10 @@ fn jobs(sizes: &[u64], chunked: impl Fn(usize) -> bool, whole: impl Fn(usize) ->
     let mut jobs = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
         if whole(i) {
-            jobs.push(Job { file: i, chunk: None });
+            jobs.push(Job {
+                file: i,
+                chunk: None,
+            });
         }
         if chunked(i) {
             for c in 0..size.div_ceil(CHUNK_SIZE) as usize {
@@ -218,8 +223,9 @@ pub fn seal(policy: &Policy, algo: Algo, progress: bool) -> Result<Sealed, Error
     let bar = Progress::start("sealing", total, progress);
     let chunked = |i: usize| algo == Algo::Sha256 && sizes[i] >= CHUNKED_FROM;
     let work = jobs(&sizes, chunked, |_| true);
-    let maps: Vec<std::sync::OnceLock<Result<crate::scan::Mapped, String>>> =
-        (0..files.len()).map(|_| std::sync::OnceLock::new()).collect();
+    let maps: Vec<std::sync::OnceLock<Result<crate::scan::Mapped, String>>> = (0..files.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
     let open = |i: usize| {
         maps[i].get_or_init(|| {
             let p = policy.root.join(files[i].0);
@@ -301,7 +307,10 @@ pub fn seal(policy: &Policy, algo: Algo, progress: bool) -> Result<Sealed, Error
         chunk_size: CHUNK_SIZE,
         sealed_at: now_secs(),
         root: policy.root.clone(),
-        tiers: tiers.iter().map(|t| t.rel.to_string_lossy().into_owned()).collect(),
+        tiers: tiers
+            .iter()
+            .map(|t| t.rel.to_string_lossy().into_owned())
+            .collect(),
         files: entries,
     };
     let path = manifest.save(&policy.state_dir)?;
@@ -397,8 +406,10 @@ pub fn verify_against(policy: &Policy, m: &Manifest, mode: Mode, progress: bool)
                     && m.chunk_size == CHUNK_SIZE
             };
             let work = jobs(&sizes, usable, |i| !usable(i));
-            let maps: Vec<std::sync::OnceLock<Result<crate::scan::Mapped, String>>> =
-                (0..present.len()).map(|_| std::sync::OnceLock::new()).collect();
+            let maps: Vec<std::sync::OnceLock<Result<crate::scan::Mapped, String>>> = (0..present
+                .len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect();
             let bad: Vec<(usize, String)> = work
                 .par_iter()
                 .filter_map(|j| {
@@ -418,14 +429,22 @@ pub fn verify_against(policy: &Policy, m: &Manifest, mode: Mode, progress: bool)
                     match j.chunk {
                         None => {
                             let d = hash::digest_mapped(m.digest, data, Some(bar.counter()));
-                            (d != e.digest).then(|| (j.file, "content differs from the sealed digest".into()))
+                            (d != e.digest)
+                                .then(|| (j.file, "content differs from the sealed digest".into()))
                         }
                         Some(c) => {
                             let piece = chunk_of(data, c);
                             let d = hash::digest_mapped(Algo::Sha256, piece, None);
-                            bar.counter().fetch_add(piece.len() as u64, Ordering::Relaxed);
+                            bar.counter()
+                                .fetch_add(piece.len() as u64, Ordering::Relaxed);
                             (d != e.chunks[c]).then(|| {
-                                (j.file, format!("content differs from the sealed digest (bytes {}..)", c as u64 * CHUNK_SIZE))
+                                (
+                                    j.file,
+                                    format!(
+                                        "content differs from the sealed digest (bytes {}..)",
+                                        c as u64 * CHUNK_SIZE
+                                    ),
+                                )
                             })
                         }
                     }

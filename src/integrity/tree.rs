@@ -21,8 +21,14 @@ impl Meta {
     pub fn of(m: &fs::Metadata) -> Self {
         Self {
             size: m.len(),
-            mtime: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            mtime: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
             ino: m.ino(),
         }
     }
@@ -43,7 +49,9 @@ pub fn collect(policy: &Policy) -> Tree {
         let rel = tier.rel.to_string_lossy().into_owned();
         match fs::symlink_metadata(&tier.path) {
             Ok(m) if m.is_dir() => walk(policy, &tier.path, &mut t),
-            Ok(m) if m.file_type().is_symlink() => t.problems.push((rel, "the tier is a symlink".into())),
+            Ok(m) if m.file_type().is_symlink() => {
+                t.problems.push((rel, "the tier is a symlink".into()))
+            }
             Ok(m) if m.is_file() => {
                 t.files.insert(rel, Meta::of(&m));
             }
@@ -65,7 +73,8 @@ fn walk(policy: &Policy, dir: &Path, t: &mut Tree) {
         Ok(e) => e,
         Err(e) => {
             let r = rel_of(dir).unwrap_or_else(|r| r);
-            t.problems.push((r, format!("cannot list the directory: {e}")));
+            t.problems
+                .push((r, format!("cannot list the directory: {e}")));
             return;
         }
     };
@@ -74,7 +83,8 @@ fn walk(policy: &Policy, dir: &Path, t: &mut Tree) {
             Ok(e) => e,
             Err(e) => {
                 let r = rel_of(dir).unwrap_or_else(|r| r);
-                t.problems.push((r, format!("cannot list the directory: {e}")));
+                t.problems
+                    .push((r, format!("cannot list the directory: {e}")));
                 continue;
             }
         };
@@ -105,7 +115,10 @@ fn walk(policy: &Policy, dir: &Path, t: &mut Tree) {
             let target = fs::read_link(&p)
                 .map(|x| crate::term::path(&x))
                 .unwrap_or_default();
-            t.problems.push((rel, format!("a symlink (to {target}): sealed tiers hold regular files only")));
+            t.problems.push((
+                rel,
+                format!("a symlink (to {target}): sealed tiers hold regular files only"),
+            ));
         } else {
             t.problems.push((rel, "not a regular file".into()));
         }

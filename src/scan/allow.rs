@@ -66,7 +66,9 @@ impl Loader {
             Self::Torch => t.contains(full),
             Self::Numpy => NUMPY_ALLOWLIST.contains(&full),
             Self::Pickle => {
-                t.contains(full) || NUMPY_ALLOWLIST.contains(&full) || PLAIN_ALLOWLIST.contains(&full)
+                t.contains(full)
+                    || NUMPY_ALLOWLIST.contains(&full)
+                    || PLAIN_ALLOWLIST.contains(&full)
             }
         }
     }
@@ -275,7 +277,8 @@ pub fn severity(full: &str) -> Severity {
         return Severity::Critical;
     }
     let (module, _) = full.rsplit_once('.').unwrap_or((full, ""));
-    let under = |m: &&str| module == *m || module.starts_with(m) && module[m.len()..].starts_with('.');
+    let under =
+        |m: &&str| module == *m || module.starts_with(m) && module[m.len()..].starts_with('.');
     if CRITICAL_MODULES.iter().any(under) {
         return Severity::Critical;
     }
@@ -359,7 +362,10 @@ const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
     (("itertools", "ifilter"), ("builtins", "filter")),
     (("itertools", "ifilterfalse"), ("itertools", "filterfalse")),
     (("itertools", "izip_longest"), ("itertools", "zip_longest")),
-    (("UserDict", "IterableUserDict"), ("collections", "UserDict")),
+    (
+        ("UserDict", "IterableUserDict"),
+        ("collections", "UserDict"),
+    ),
     (("UserList", "UserList"), ("collections", "UserList")),
     (("UserString", "UserString"), ("collections", "UserString")),
     (("whichdb", "whichdb"), ("dbm", "whichdb")),
@@ -381,12 +387,18 @@ const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
         ("urllib.error", "ContentTooShortError"),
     ),
     (("urllib", "getproxies"), ("urllib.request", "getproxies")),
-    (("urllib", "pathname2url"), ("urllib.request", "pathname2url")),
+    (
+        ("urllib", "pathname2url"),
+        ("urllib.request", "pathname2url"),
+    ),
     (("urllib", "quote_plus"), ("urllib.parse", "quote_plus")),
     (("urllib", "quote"), ("urllib.parse", "quote")),
     (("urllib", "unquote_plus"), ("urllib.parse", "unquote_plus")),
     (("urllib", "unquote"), ("urllib.parse", "unquote")),
-    (("urllib", "url2pathname"), ("urllib.request", "url2pathname")),
+    (
+        ("urllib", "url2pathname"),
+        ("urllib.request", "url2pathname"),
+    ),
     (("urllib", "urlcleanup"), ("urllib.request", "urlcleanup")),
     (("urllib", "urlencode"), ("urllib.parse", "urlencode")),
     (("urllib", "urlopen"), ("urllib.request", "urlopen")),

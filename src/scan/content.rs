@@ -45,7 +45,9 @@ impl<'l> Ctx<'l> {
     }
 
     fn release(&self, piece: &[u8]) {
-        let Some((start, len)) = self.mapped else { return };
+        let Some((start, len)) = self.mapped else {
+            return;
+        };
         let p = piece.as_ptr() as usize;
         if p >= start && p + piece.len() <= start + len {
             crate::integrity::hash::release(piece);
@@ -73,11 +75,19 @@ impl<'l> Ctx<'l> {
         self.blob(data, "", 0, None, Role::Normal)
     }
 
-    fn blob(&mut self, data: &[u8], chain: &str, depth: u32, loader: Option<Loader>, role: Role) -> Format {
+    fn blob(
+        &mut self,
+        data: &[u8],
+        chain: &str,
+        depth: u32,
+        loader: Option<Loader>,
+        role: Role,
+    ) -> Format {
         let format = detect_bytes(data, data.len() as u64);
         if role == Role::Storage {
             match format {
-                Format::TorchZip | Format::Npz | Format::Zip if data.starts_with(b"PK\x03\x04") => {}
+                Format::TorchZip | Format::Npz | Format::Zip if data.starts_with(b"PK\x03\x04") => {
+                }
                 Format::Npy | Format::LegacyTorch => {}
                 _ => {
                     self.pickle(data, chain, loader.unwrap_or(Loader::Torch), true, None);
@@ -159,7 +169,14 @@ impl<'l> Ctx<'l> {
         true
     }
 
-    fn pickle(&mut self, data: &[u8], chain: &str, loader: Loader, probe: bool, max: Option<usize>) {
+    fn pickle(
+        &mut self,
+        data: &[u8],
+        chain: &str,
+        loader: Loader,
+        probe: bool,
+        max: Option<usize>,
+    ) {
         let opts = pickle::Options {
             loader,
             probe,
@@ -182,7 +199,11 @@ impl<'l> Ctx<'l> {
     fn npy(&mut self, data: &[u8], chain: &str) {
         match npy::header(data) {
             Err(e) => self.push(
-                Finding::new(Severity::Medium, "npy/header", format!("malformed .npy header: {e}")),
+                Finding::new(
+                    Severity::Medium,
+                    "npy/header",
+                    format!("malformed .npy header: {e}"),
+                ),
                 chain,
             ),
             Ok(h) if h.object => {
@@ -194,7 +215,11 @@ impl<'l> Ctx<'l> {
                 }
                 if out.pickles == 0 && payload.is_empty() {
                     self.push(
-                        Finding::new(Severity::Medium, "npy/object", "an object array with no pickle data"),
+                        Finding::new(
+                            Severity::Medium,
+                            "npy/object",
+                            "an object array with no pickle data",
+                        ),
                         chain,
                     );
                 }
@@ -206,9 +231,15 @@ impl<'l> Ctx<'l> {
                 {
                     self.push(
                         Finding::new(
-                            if have > n { Severity::Medium } else { Severity::Low },
+                            if have > n {
+                                Severity::Medium
+                            } else {
+                                Severity::Low
+                            },
                             "npy/size",
-                            format!("the header describes {n} bytes of data, the file holds {have}"),
+                            format!(
+                                "the header describes {n} bytes of data, the file holds {have}"
+                            ),
                         )
                         .at(h.data as u64),
                         chain,
@@ -218,7 +249,14 @@ impl<'l> Ctx<'l> {
         }
     }
 
-    fn zip(&mut self, data: &[u8], chain: &str, depth: u32, format: Format, inherited: Option<Loader>) {
+    fn zip(
+        &mut self,
+        data: &[u8],
+        chain: &str,
+        depth: u32,
+        format: Format,
+        inherited: Option<Loader>,
+    ) {
         let ar = match zip::read(data) {
             Ok(a) => a,
             Err(e) => {
@@ -240,14 +278,22 @@ impl<'l> Ctx<'l> {
             _ => inherited,
         };
         let prefix: Option<Vec<u8>> = (format == Format::TorchZip)
-            .then(|| ar.entries.first().map(|e| e.name.split(|&b| b == b'/').next().unwrap_or(&[]).to_vec()))
+            .then(|| {
+                ar.entries
+                    .first()
+                    .map(|e| e.name.split(|&b| b == b'/').next().unwrap_or(&[]).to_vec())
+            })
             .flatten();
         let mut torchscript = false;
         let is_keras = ar.entries.iter().any(|e| e.name == b"metadata.json")
             && ar.entries.iter().any(|e| e.name == b"config.json");
         for e in &ar.entries {
             let name = e.name_lossy();
-            let member = if chain.is_empty() { name.clone() } else { format!("{chain}/{name}") };
+            let member = if chain.is_empty() {
+                name.clone()
+            } else {
+                format!("{chain}/{name}")
+            };
             if e.name.ends_with(b"/") && e.size == 0 {
                 continue;
             }
@@ -265,7 +311,9 @@ impl<'l> Ctx<'l> {
                         zip::ReadError::Unsupported(m) => (
                             Severity::Medium,
                             "zip/unsupported-method",
-                            format!("compression method {m} is not supported: the member cannot be checked"),
+                            format!(
+                                "compression method {m} is not supported: the member cannot be checked"
+                            ),
                         ),
                         zip::ReadError::OutOfRange => (
                             Severity::Medium,
@@ -419,7 +467,11 @@ impl<'l> Ctx<'l> {
             .read_to_end(&mut out);
         if let Err(e) = r {
             self.push(
-                Finding::new(Severity::Medium, "gzip/malformed", format!("the gzip stream cannot be read: {e}")),
+                Finding::new(
+                    Severity::Medium,
+                    "gzip/malformed",
+                    format!("the gzip stream cannot be read: {e}"),
+                ),
                 chain,
             );
             return;
@@ -436,7 +488,11 @@ impl<'l> Ctx<'l> {
             return;
         }
         self.budget = self.budget.saturating_sub(out.len() as u64);
-        let member = if chain.is_empty() { "(gunzipped)".to_owned() } else { format!("{chain}/(gunzipped)") };
+        let member = if chain.is_empty() {
+            "(gunzipped)".to_owned()
+        } else {
+            format!("{chain}/(gunzipped)")
+        };
         self.blob(&out, &member, depth + 1, loader, Role::Normal);
     }
 
@@ -457,28 +513,65 @@ impl<'l> Ctx<'l> {
                 continue;
             }
             zeros = 0;
-            let sum: u64 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+            let sum: u64 = h
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(b)
+                    }
+                })
+                .sum();
             let stored = octal(&h[148..156]);
             if stored != Some(sum) {
                 self.push(
-                    Finding::new(Severity::Medium, "tar/malformed", "a tar header checksum does not match: the rest is not read").at(at as u64),
+                    Finding::new(
+                        Severity::Medium,
+                        "tar/malformed",
+                        "a tar header checksum does not match: the rest is not read",
+                    )
+                    .at(at as u64),
                     chain,
                 );
                 return;
             }
             let size = pax_size.take().or_else(|| tar_size(&h[124..136]));
             let Some(size) = size else {
-                self.push(Finding::new(Severity::Medium, "tar/malformed", "a tar header has an invalid size").at(at as u64), chain);
+                self.push(
+                    Finding::new(
+                        Severity::Medium,
+                        "tar/malformed",
+                        "a tar header has an invalid size",
+                    )
+                    .at(at as u64),
+                    chain,
+                );
                 return;
             };
             let kind = h[156];
             let start = at + 512;
-            let Some(end) = usize::try_from(size).ok().and_then(|s| start.checked_add(s)).filter(|&e| e <= data.len()) else {
-                self.push(Finding::new(Severity::Medium, "tar/malformed", "a tar member runs past the end of the archive").at(at as u64), chain);
+            let Some(end) = usize::try_from(size)
+                .ok()
+                .and_then(|s| start.checked_add(s))
+                .filter(|&e| e <= data.len())
+            else {
+                self.push(
+                    Finding::new(
+                        Severity::Medium,
+                        "tar/malformed",
+                        "a tar member runs past the end of the archive",
+                    )
+                    .at(at as u64),
+                    chain,
+                );
                 return;
             };
             let body = &data[start..end];
-            let cstr = |b: &[u8]| String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned();
+            let cstr = |b: &[u8]| {
+                String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned()
+            };
             match kind {
                 b'L' => long_name = Some(cstr(body)),
                 b'x' => {
@@ -503,7 +596,11 @@ impl<'l> Ctx<'l> {
                         }
                     }
                     let name = pax_name.take().or(long_name.take()).unwrap_or(name);
-                    let member = if chain.is_empty() { name } else { format!("{chain}/{name}") };
+                    let member = if chain.is_empty() {
+                        name
+                    } else {
+                        format!("{chain}/{name}")
+                    };
                     self.blob(body, &member, depth + 1, loader, Role::Normal);
                 }
                 _ => {
@@ -518,16 +615,22 @@ impl<'l> Ctx<'l> {
 
 /// `<prefix>/data/<digits>`: a raw storage of a torch checkpoint.
 fn is_storage(name: &[u8], prefix: &[u8]) -> bool {
-    let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix(b"/data/")) else {
+    let Some(rest) = name
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(b"/data/"))
+    else {
         return false;
     };
     !rest.is_empty() && rest.iter().all(u8::is_ascii_digit)
 }
 
 fn lambda_layer(data: &[u8]) -> bool {
-    [&b"\"class_name\": \"Lambda\""[..], b"\"class_name\":\"Lambda\""]
-        .iter()
-        .any(|p| memchr::memmem::find(data, p).is_some())
+    [
+        &b"\"class_name\": \"Lambda\""[..],
+        b"\"class_name\":\"Lambda\"",
+    ]
+    .iter()
+    .any(|p| memchr::memmem::find(data, p).is_some())
 }
 
 fn octal(b: &[u8]) -> Option<u64> {

@@ -73,10 +73,14 @@ impl<'a> Cur<'a> {
         Ok(s)
     }
     fn u32(&mut self, what: &'static str) -> Result<u32, Oob> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4")))
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4"),
+        ))
     }
     fn u64(&mut self, what: &'static str) -> Result<u64, Oob> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8")))
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8"),
+        ))
     }
     fn string(&mut self, what: &'static str) -> Result<&'a [u8], Oob> {
         let n = self.u64(what)?;
@@ -206,12 +210,21 @@ fn walk(data: &[u8], out: &mut Vec<Finding>) -> Result<(), Oob> {
             out.push(bad(
                 Severity::Medium,
                 "gguf/tensor",
-                format!("tensor name {shown} is {} bytes (at most {})", name.len(), MAX_NAME - 1),
+                format!(
+                    "tensor name {shown} is {} bytes (at most {})",
+                    name.len(),
+                    MAX_NAME - 1
+                ),
                 at,
             ));
         }
         if !names.insert(name) {
-            out.push(bad(Severity::Medium, "gguf/tensor", format!("tensor {shown} appears more than once"), at));
+            out.push(bad(
+                Severity::Medium,
+                "gguf/tensor",
+                format!("tensor {shown} appears more than once"),
+                at,
+            ));
         }
         let n_dims = c.u32("a tensor's dimension count")?;
         if n_dims > MAX_DIMS {
@@ -238,7 +251,12 @@ fn walk(data: &[u8], out: &mut Vec<Finding>) -> Result<(), Oob> {
         let ty = c.u32("a tensor type")?;
         let offset = c.u64("a tensor offset")?;
         let Some((block, type_size)) = ggml_type(ty) else {
-            out.push(bad(Severity::Medium, "gguf/tensor", format!("tensor {shown} has unknown type {ty}"), at));
+            out.push(bad(
+                Severity::Medium,
+                "gguf/tensor",
+                format!("tensor {shown} has unknown type {ty}"),
+                at,
+            ));
             continue;
         };
         let bytes = match elems {
@@ -255,7 +273,12 @@ fn walk(data: &[u8], out: &mut Vec<Finding>) -> Result<(), Oob> {
             None => None,
         };
         let Some(bytes) = bytes else {
-            out.push(bad(Severity::Medium, "gguf/tensor", format!("tensor {shown}: its size overflows"), at));
+            out.push(bad(
+                Severity::Medium,
+                "gguf/tensor",
+                format!("tensor {shown}: its size overflows"),
+                at,
+            ));
             continue;
         };
         tensors.push((shown, offset, bytes, at));
@@ -267,11 +290,15 @@ fn walk(data: &[u8], out: &mut Vec<Finding>) -> Result<(), Oob> {
             out.push(bad(
                 Severity::Medium,
                 "gguf/offsets",
-                format!("tensor {name} is at offset {offset}, the running aligned total is {expect}"),
+                format!(
+                    "tensor {name} is at offset {offset}, the running aligned total is {expect}"
+                ),
                 at,
             ));
         }
-        let end = data_start.checked_add(offset).and_then(|s| s.checked_add(bytes));
+        let end = data_start
+            .checked_add(offset)
+            .and_then(|s| s.checked_add(bytes));
         if end.is_none_or(|e| e > data.len() as u64) {
             out.push(bad(
                 Severity::Medium,
@@ -302,12 +329,19 @@ fn value<'a>(
             let et = c.u32("an array type")?;
             let n = c.u64("an array length")?;
             if !top || et == 9 {
-                out.push(bad(Severity::Medium, "gguf/array", format!("{key}: nested arrays"), at));
+                out.push(bad(
+                    Severity::Medium,
+                    "gguf/array",
+                    format!("{key}: nested arrays"),
+                    at,
+                ));
                 return Err(Oob("a nested array", at));
             }
             if et == 8 {
                 // Each string needs at least its 8-byte length.
-                if n.checked_mul(8).is_none_or(|b| b > (c.d.len() - c.at) as u64) {
+                if n.checked_mul(8)
+                    .is_none_or(|b| b > (c.d.len() - c.at) as u64)
+                {
                     return Err(Oob("a string array", at));
                 }
                 for _ in 0..n {
@@ -315,7 +349,12 @@ fn value<'a>(
                 }
             } else {
                 let Some(sz) = scalar_size(et) else {
-                    out.push(bad(Severity::Medium, "gguf/type", format!("{key}: unknown array type {et}"), at));
+                    out.push(bad(
+                        Severity::Medium,
+                        "gguf/type",
+                        format!("{key}: unknown array type {et}"),
+                        at,
+                    ));
                     return Err(Oob("an array of an unknown type", at));
                 };
                 let total = n.checked_mul(sz).ok_or(Oob("an array", at))?;
@@ -326,7 +365,12 @@ fn value<'a>(
         _ => {
             let at = c.at;
             let Some(sz) = scalar_size(t) else {
-                out.push(bad(Severity::Medium, "gguf/type", format!("{key}: unknown value type {t}"), at));
+                out.push(bad(
+                    Severity::Medium,
+                    "gguf/type",
+                    format!("{key}: unknown value type {t}"),
+                    at,
+                ));
                 return Err(Oob("a value of an unknown type", at));
             };
             let b = c.take(sz, "a value")?;

@@ -22,14 +22,14 @@ pub fn header(d: &[u8]) -> Result<Header, String> {
         1 => (usize::from(u16::from_le_bytes([d[8], d[9]])), 10),
         2 | 3 => {
             let b = d.get(8..12).ok_or("truncated header length")?;
-            (
-                u32::from_le_bytes(b.try_into().expect("4")) as usize,
-                12,
-            )
+            (u32::from_le_bytes(b.try_into().expect("4")) as usize, 12)
         }
         _ => return Err(format!("unknown format version {major}.{minor}")),
     };
-    let end = start.checked_add(len).filter(|&e| e <= d.len()).ok_or("the header runs past the end of the file")?;
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= d.len())
+        .ok_or("the header runs past the end of the file")?;
     let text = &d[start..end];
     let text = if major == 3 {
         std::str::from_utf8(text).map_err(|_| "the header is not UTF-8")?
@@ -80,7 +80,10 @@ pub fn header(d: &[u8]) -> Result<Header, String> {
 fn dict_value<'a>(t: &'a str, key: &str) -> Option<&'a str> {
     let pat1 = format!("'{key}':");
     let pat2 = format!("\"{key}\":");
-    let at = t.find(&pat1).map(|i| i + pat1.len()).or_else(|| t.find(&pat2).map(|i| i + pat2.len()))?;
+    let at = t
+        .find(&pat1)
+        .map(|i| i + pat1.len())
+        .or_else(|| t.find(&pat2).map(|i| i + pat2.len()))?;
     let rest = &t[at..];
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
@@ -144,12 +147,21 @@ mod tests {
 
     #[test]
     fn headers() {
-        let h = header(&npy("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }\n")).unwrap();
+        let h = header(&npy(
+            "{'descr': '|O', 'fortran_order': False, 'shape': (3,), }\n",
+        ))
+        .unwrap();
         assert!(h.object);
-        let h = header(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n")).unwrap();
+        let h = header(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n",
+        ))
+        .unwrap();
         assert!(!h.object);
         assert_eq!(h.nbytes, Some(24));
-        let h = header(&npy("{'descr': [('a', '<i4'), ('b', '|O')], 'fortran_order': False, 'shape': (2,), }\n")).unwrap();
+        let h = header(&npy(
+            "{'descr': [('a', '<i4'), ('b', '|O')], 'fortran_order': False, 'shape': (2,), }\n",
+        ))
+        .unwrap();
         assert!(h.object);
         assert!(header(&npy("{'descr': '<f4', 'shape': (2,), }\n")).is_err());
     }

@@ -116,8 +116,7 @@ pub fn scan(data: &[u8], opts: &Options) -> Outcome {
                     (Severity::Low, "pickle/trailing-data")
                 };
                 out.findings.push(
-                    Finding::new(sev, rule, "the data ends before the pickle's STOP")
-                        .at(at as u64),
+                    Finding::new(sev, rule, "the data ends before the pickle's STOP").at(at as u64),
                 );
                 return out;
             }
@@ -600,7 +599,8 @@ impl<'a> Vm<'a> {
             .at(self.op_at as u64)
             .global(full.clone());
             if full != original {
-                f.message.push_str(&format!(" [written as {}]", escape(&original)));
+                f.message
+                    .push_str(&format!(" [written as {}]", escape(&original)));
             }
             self.rep.add(f, full);
         }
@@ -658,7 +658,8 @@ impl<'a> Vm<'a> {
         let Some(items) = self.tuples.get(t as usize).copied() else {
             return;
         };
-        if let (Some(m), Some(n), V::Int(code)) = (self.text(items[0]), self.text(items[1]), items[2])
+        if let (Some(m), Some(n), V::Int(code)) =
+            (self.text(items[0]), self.text(items[1]), items[2])
         {
             self.ext.insert(code, (m, n));
         }
@@ -675,13 +676,21 @@ impl<'a> Vm<'a> {
                 if g.allowed && ok(&g.full) {
                     return;
                 }
-                (Severity::Medium, format!("an instance of {}", escape(&g.full)))
+                (
+                    Severity::Medium,
+                    format!("an instance of {}", escape(&g.full)),
+                )
             }
             V::Global(g) => (
                 Severity::High,
-                format!("the class or function {}", escape(&self.globals[g as usize].full)),
+                format!(
+                    "the class or function {}",
+                    escape(&self.globals[g as usize].full)
+                ),
             ),
-            V::Computed | V::Persistent => (Severity::High, "a value computed while loading".into()),
+            V::Computed | V::Persistent => {
+                (Severity::High, "a value computed while loading".into())
+            }
             _ => (Severity::Medium, "a value of the wrong type".into()),
         };
         self.report(
@@ -732,7 +741,10 @@ impl<'a> Vm<'a> {
                     self.report(
                         Severity::High,
                         "pickle/frame",
-                        format!("a FRAME starts at offset {} inside an unfinished frame", self.op_at),
+                        format!(
+                            "a FRAME starts at offset {} inside an unfinished frame",
+                            self.op_at
+                        ),
                         format!("nested@{}", self.op_at),
                     );
                 }
@@ -745,7 +757,10 @@ impl<'a> Vm<'a> {
                         format!("long@{}", self.op_at),
                     );
                 }
-                self.frame_end = Some(self.pos.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)));
+                self.frame_end = Some(
+                    self.pos
+                        .saturating_add(usize::try_from(n).unwrap_or(usize::MAX)),
+                );
             }
             // Integers and floats
             b'I' => {
@@ -753,14 +768,18 @@ impl<'a> Vm<'a> {
                 let v = if l == b"00" || l == b"01" {
                     V::Scalar
                 } else {
-                    parse_int(l).ok_or(()).or_else(|()| self.err("invalid INT"))?
+                    parse_int(l)
+                        .ok_or(())
+                        .or_else(|()| self.err("invalid INT"))?
                 };
                 self.push(v)?;
             }
             b'L' => {
                 let l = self.line()?;
                 let l = l.strip_suffix(b"L").unwrap_or(l);
-                let v = parse_int(l).ok_or(()).or_else(|()| self.err("invalid LONG"))?;
+                let v = parse_int(l)
+                    .ok_or(())
+                    .or_else(|()| self.err("invalid LONG"))?;
                 self.push(v)?;
             }
             b'J' => {
@@ -792,7 +811,11 @@ impl<'a> Vm<'a> {
             }
             b'F' => {
                 let l = self.line()?;
-                if std::str::from_utf8(l).ok().and_then(|s| s.trim().parse::<f64>().ok()).is_none() {
+                if std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .is_none()
+                {
                     return self.err("invalid FLOAT");
                 }
                 self.push(V::Scalar)?;
@@ -806,7 +829,8 @@ impl<'a> Vm<'a> {
             b'S' => {
                 let l = self.line()?;
                 let at = self.pos - l.len() - 1;
-                let quoted = l.len() >= 2 && l[0] == l[l.len() - 1] && (l[0] == b'\'' || l[0] == b'"');
+                let quoted =
+                    l.len() >= 2 && l[0] == l[l.len() - 1] && (l[0] == b'\'' || l[0] == b'"');
                 if !quoted {
                     return self.err("the STRING opcode argument must be quoted");
                 }
@@ -971,7 +995,9 @@ impl<'a> Vm<'a> {
                 let k = match op {
                     b'g' => {
                         let l = self.line()?;
-                        parse_key(l).ok_or(()).or_else(|()| self.err("invalid GET key"))?
+                        parse_key(l)
+                            .ok_or(())
+                            .or_else(|()| self.err("invalid GET key"))?
                     }
                     b'h' => self.uint(1)?,
                     _ => self.uint(4)?,
@@ -988,7 +1014,9 @@ impl<'a> Vm<'a> {
                         if l.first() == Some(&b'-') {
                             return self.err("negative PUT argument");
                         }
-                        parse_key(l).ok_or(()).or_else(|()| self.err("invalid PUT key"))?
+                        parse_key(l)
+                            .ok_or(())
+                            .or_else(|()| self.err("invalid PUT key"))?
                     }
                     b'q' => self.uint(1)?,
                     b'r' => self.uint(4)?,
@@ -1007,7 +1035,8 @@ impl<'a> Vm<'a> {
             b'c' => {
                 let module = self.line()?;
                 let name = self.line()?;
-                let (Ok(module), Ok(name)) = (std::str::from_utf8(module), std::str::from_utf8(name))
+                let (Ok(module), Ok(name)) =
+                    (std::str::from_utf8(module), std::str::from_utf8(name))
                 else {
                     return self.err("GLOBAL names are not UTF-8");
                 };
@@ -1027,8 +1056,10 @@ impl<'a> Vm<'a> {
                             )
                         };
                         if literal(module) && literal(name)
-                            || matches!(module, V::List | V::Dict | V::Set | V::FrozenSet | V::Tuple(_))
-                                && literal(name)
+                            || matches!(
+                                module,
+                                V::List | V::Dict | V::Set | V::FrozenSet | V::Tuple(_)
+                            ) && literal(name)
                         {
                             return self.err("STACK_GLOBAL requires str");
                         }
@@ -1043,7 +1074,8 @@ impl<'a> Vm<'a> {
             b'i' => {
                 let module = self.line()?;
                 let name = self.line()?;
-                let (Ok(module), Ok(name)) = (std::str::from_utf8(module), std::str::from_utf8(name))
+                let (Ok(module), Ok(name)) =
+                    (std::str::from_utf8(module), std::str::from_utf8(name))
                 else {
                     return self.err("INST names are not UTF-8");
                 };
@@ -1139,7 +1171,10 @@ impl<'a> Vm<'a> {
             V::Obj(g) if self.globals[g as usize].allowed => return,
             V::Obj(g) => (
                 Severity::Medium,
-                format!("an instance of {}, which is not on the allowlist", escape(&self.globals[g as usize].full)),
+                format!(
+                    "an instance of {}, which is not on the allowlist",
+                    escape(&self.globals[g as usize].full)
+                ),
             ),
             V::Global(g) => (
                 Severity::Critical,
@@ -1148,7 +1183,9 @@ impl<'a> Vm<'a> {
                     escape(&self.globals[g as usize].full)
                 ),
             ),
-            V::Computed | V::Persistent => (Severity::High, "a value computed while loading".into()),
+            V::Computed | V::Persistent => {
+                (Severity::High, "a value computed while loading".into())
+            }
             _ => (Severity::Medium, "a plain value".into()),
         };
         self.report(

@@ -83,7 +83,12 @@ pub fn scan_sealed(policy: &Policy, limits: &Limits, use_cache: bool) -> SealedS
         Some(m) => m
             .files
             .iter()
-            .map(|e| (e.path.clone(), Some(format!("{}:{}", m.digest.name(), e.digest))))
+            .map(|e| {
+                (
+                    e.path.clone(),
+                    Some(format!("{}:{}", m.digest.name(), e.digest)),
+                )
+            })
             .collect(),
         None => integrity::sealed_files(policy)
             .0
@@ -165,19 +170,38 @@ impl crate::supervise::PreStart for ScanCheck {
             );
             return Ok(());
         }
-        let mut msg = format!("{} dangerous or uncheckable item{}:", blocking.len(), if blocking.len() == 1 { "" } else { "s" });
+        let mut msg = format!(
+            "{} dangerous or uncheckable item{}:",
+            blocking.len(),
+            if blocking.len() == 1 { "" } else { "s" }
+        );
         for (f, x) in blocking.iter().take(20) {
             let p = crate::term::path(f.path.strip_prefix(&policy.root).unwrap_or(&f.path));
             match x {
                 Some(x) => {
-                    let m = x.member.as_deref().map(|m| format!(" [{}]", crate::term::escape(m))).unwrap_or_default();
-                    msg.push_str(&format!("\n    {p}{m}: {} {}: {}", x.severity, x.rule, crate::term::escape(&x.message)));
+                    let m = x
+                        .member
+                        .as_deref()
+                        .map(|m| format!(" [{}]", crate::term::escape(m)))
+                        .unwrap_or_default();
+                    msg.push_str(&format!(
+                        "\n    {p}{m}: {} {}: {}",
+                        x.severity,
+                        x.rule,
+                        crate::term::escape(&x.message)
+                    ));
                 }
-                None => msg.push_str(&format!("\n    {p}: {}", f.error.as_deref().unwrap_or("error"))),
+                None => msg.push_str(&format!(
+                    "\n    {p}: {}",
+                    f.error.as_deref().unwrap_or("error")
+                )),
             }
         }
         if blocking.len() > 20 {
-            msg.push_str(&format!("\n    ... and {} more (`warden scan` lists them)", blocking.len() - 20));
+            msg.push_str(&format!(
+                "\n    ... and {} more (`warden scan` lists them)",
+                blocking.len() - 20
+            ));
         }
         Err(msg)
     }

@@ -107,7 +107,11 @@ fn bad(sev: Severity, rule: &'static str, msg: impl Into<String>) -> Finding {
 pub fn check(data: &[u8]) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(n) = data.get(..8) else {
-        out.push(bad(Severity::Medium, "safetensors/header", "shorter than the 8-byte header length"));
+        out.push(bad(
+            Severity::Medium,
+            "safetensors/header",
+            "shorter than the 8-byte header length",
+        ));
         return out;
     };
     let n = u64::from_le_bytes(n.try_into().expect("8 bytes"));
@@ -130,11 +134,19 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
     }
     let header = &data[8..data_start as usize];
     if std::str::from_utf8(header).is_err() {
-        out.push(bad(Severity::Medium, "safetensors/header", "the header is not UTF-8"));
+        out.push(bad(
+            Severity::Medium,
+            "safetensors/header",
+            "the header is not UTF-8",
+        ));
         return out;
     }
     if header.first() != Some(&b'{') {
-        out.push(bad(Severity::Medium, "safetensors/header", "the header is not a JSON object"));
+        out.push(bad(
+            Severity::Medium,
+            "safetensors/header",
+            "the header is not a JSON object",
+        ));
         return out;
     }
     let v: J = match serde_json::from_slice(header) {
@@ -152,11 +164,18 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
         out.push(bad(
             Severity::Medium,
             "safetensors/duplicate-key",
-            format!("the header has the key {:?} more than once: readers disagree on which wins", k),
+            format!(
+                "the header has the key {:?} more than once: readers disagree on which wins",
+                k
+            ),
         ));
     }
     let J::Obj(members) = v else {
-        out.push(bad(Severity::Medium, "safetensors/header", "the header is not a JSON object"));
+        out.push(bad(
+            Severity::Medium,
+            "safetensors/header",
+            "the header is not a JSON object",
+        ));
         return out;
     };
     let data_len = data.len() as u64 - data_start;
@@ -178,7 +197,11 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
             continue;
         }
         let J::Obj(fields) = info else {
-            out.push(bad(Severity::Medium, "safetensors/tensor", format!("tensor {shown}: not an object")));
+            out.push(bad(
+                Severity::Medium,
+                "safetensors/tensor",
+                format!("tensor {shown}: not an object"),
+            ));
             continue;
         };
         let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
@@ -187,14 +210,21 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
                 out.push(bad(
                     Severity::Low,
                     "safetensors/tensor",
-                    format!("tensor {shown}: unexpected field {:?}", super::pickle::escape(f)),
+                    format!(
+                        "tensor {shown}: unexpected field {:?}",
+                        super::pickle::escape(f)
+                    ),
                 ));
             }
         }
         let dtype = match get("dtype") {
             Some(J::Str(d)) => d.as_str(),
             _ => {
-                out.push(bad(Severity::Medium, "safetensors/tensor", format!("tensor {shown}: no dtype")));
+                out.push(bad(
+                    Severity::Medium,
+                    "safetensors/tensor",
+                    format!("tensor {shown}: no dtype"),
+                ));
                 continue;
             }
         };
@@ -202,7 +232,10 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
             out.push(bad(
                 Severity::Medium,
                 "safetensors/dtype",
-                format!("tensor {shown}: unknown dtype {:?}", super::pickle::escape(dtype)),
+                format!(
+                    "tensor {shown}: unknown dtype {:?}",
+                    super::pickle::escape(dtype)
+                ),
             ));
             continue;
         };
@@ -234,7 +267,10 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
                 .collect(),
             _ => None,
         };
-        let Some([begin, end]) = offsets.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
+        let Some([begin, end]) = offsets
+            .as_deref()
+            .and_then(|o| <[u64; 2]>::try_from(o).ok())
+        else {
             out.push(bad(
                 Severity::Medium,
                 "safetensors/tensor",

@@ -34,7 +34,10 @@ fn raw_pickle_bytes() {
 fn text_pickle_with_garbage_is_still_seen() {
     // Not detected as a pickle (it does not end with STOP), but it runs os.system.
     let (_, findings) = scan_bytes(b"N0cos\nsystem\n(S'id'\ntR.trailing", &Limits::default());
-    assert!(findings.iter().any(|f| f.severity == Severity::Critical), "{findings:?}");
+    assert!(
+        findings.iter().any(|f| f.severity == Severity::Critical),
+        "{findings:?}"
+    );
 }
 
 #[test]
@@ -54,17 +57,33 @@ fn safetensors_checks() {
     assert!(safetensors::check(&f).is_empty());
     let mut tail = f.clone();
     tail.extend_from_slice(b"PK\x03\x04hidden");
-    assert!(safetensors::check(&tail).iter().any(|x| x.rule == "safetensors/trailing-data"));
+    assert!(
+        safetensors::check(&tail)
+            .iter()
+            .any(|x| x.rule == "safetensors/trailing-data")
+    );
     let dup = br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
     let mut g = (dup.len() as u64).to_le_bytes().to_vec();
     g.extend_from_slice(dup);
     g.extend_from_slice(&[0u8; 8]);
-    assert!(safetensors::check(&g).iter().any(|x| x.rule == "safetensors/duplicate-key"));
+    assert!(
+        safetensors::check(&g)
+            .iter()
+            .any(|x| x.rule == "safetensors/duplicate-key")
+    );
 }
 
 #[test]
 fn gguf_template() {
-    assert!(gguf::template_injection("{{ cycler.__init__.__globals__.os.popen('id').read() }}").is_some());
+    assert!(
+        gguf::template_injection("{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+            .is_some()
+    );
     assert!(gguf::template_injection("{{ ''['\\x5f\\x5fclass\\x5f\\x5f'] }}").is_some());
-    assert!(gguf::template_injection("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}").is_none());
+    assert!(
+        gguf::template_injection(
+            "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}"
+        )
+        .is_none()
+    );
 }

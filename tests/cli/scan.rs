@@ -20,7 +20,10 @@ fn python() -> PathBuf {
 
 /// Generates the corpus into a temporary directory.
 pub fn corpus() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("warden-corpus-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("warden-corpus-")
+        .tempdir()
+        .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/gen.py");
     let out = Command::new(python())
         .arg(&script)
@@ -62,7 +65,10 @@ fn corpus_malicious_flagged_benign_clean() {
     for e in &expect {
         let rel = e["file"].as_str().unwrap();
         let path = root.join(rel);
-        let Some(f) = files.iter().find(|f| Path::new(f["path"].as_str().unwrap()) == path) else {
+        let Some(f) = files
+            .iter()
+            .find(|f| Path::new(f["path"].as_str().unwrap()) == path)
+        else {
             failures.push(format!("{rel}: not in the report"));
             continue;
         };
@@ -92,7 +98,10 @@ fn corpus_malicious_flagged_benign_clean() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(benign >= 20 && malicious >= 100, "{benign} benign, {malicious} malicious");
+    assert!(
+        benign >= 20 && malicious >= 100,
+        "{benign} benign, {malicious} malicious"
+    );
 }
 
 #[test]
@@ -104,15 +113,33 @@ fn exit_codes_and_formats() {
     let out = warden().arg("scan").arg(&evil).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("CRITICAL pickle/global") && text.contains("os.system"), "{text}");
+    assert!(
+        text.contains("CRITICAL pickle/global") && text.contains("os.system"),
+        "{text}"
+    );
     // Missing file only: error (2). Missing file and a malicious one: the finding wins (1).
     let missing = dir.path().join("nope.bin");
     warden().arg("scan").arg(&missing).assert().code(2);
-    warden().arg("scan").arg(&missing).arg(&evil).assert().code(1);
-    let out = warden().args(["scan", "--format", "sarif"]).arg(&evil).output().unwrap();
+    warden()
+        .arg("scan")
+        .arg(&missing)
+        .arg(&evil)
+        .assert()
+        .code(1);
+    let out = warden()
+        .args(["scan", "--format", "sarif"])
+        .arg(&evil)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], "2.1.0");
-    assert!(v["runs"][0]["results"].as_array().unwrap().iter().any(|r| r["level"] == "error"));
+    assert!(
+        v["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["level"] == "error")
+    );
 }
 
 #[test]
@@ -135,7 +162,10 @@ fn sealed_tiers_are_scanned_from_the_policy() {
     );
     d.write("models/ok.safetensors", safetensors_bytes());
     d.warden(&["scan"]).assert().code(0);
-    d.write("models/adapter_model.bin", b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.");
+    d.write(
+        "models/adapter_model.bin",
+        b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.",
+    );
     d.warden(&["scan"]).assert().code(1);
 }
 

@@ -27,14 +27,21 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 fn seal_then_verify_clean() {
     let d = deployment();
     let out = d.warden(&["seal", "--format", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(json(&out)["files"], 3);
     let manifest = d.path().join("state/integrity/manifest.json");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     assert_eq!(m["digest"], "sha256");
     let f = m["files"].as_array().unwrap();
-    assert!(f.iter().any(|e| e["path"] == "models/base/model.safetensors"
-        && e["size"] == safetensors_bytes().len()));
+    assert!(
+        f.iter()
+            .any(|e| e["path"] == "models/base/model.safetensors"
+                && e["size"] == safetensors_bytes().len())
+    );
     d.warden(&["verify", "--quick"]).assert().code(0);
     d.warden(&["verify", "--full"]).assert().code(0);
     d.warden(&["verify"]).assert().code(0);
@@ -51,7 +58,10 @@ fn verify_reports_missing_extra_modified() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&p, b"[]").unwrap();
     for mode in ["--quick", "--full"] {
-        let out = d.warden(&["verify", mode, "--format", "json"]).output().unwrap();
+        let out = d
+            .warden(&["verify", mode, "--format", "json"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{mode}");
         let v = json(&out);
         let diffs = v["differences"].as_array().unwrap();
@@ -61,9 +71,21 @@ fn verify_reports_missing_extra_modified() {
                 .find(|x| x["path"] == path)
                 .map(|x| x["kind"].as_str().unwrap().to_owned())
         };
-        assert_eq!(kind("models/base/config.json").as_deref(), Some("missing"), "{v}");
-        assert_eq!(kind("models/lora/adapter_model.bin").as_deref(), Some("extra"), "{v}");
-        assert_eq!(kind("models/lora/adapter_config.json").as_deref(), Some("modified"), "{v}");
+        assert_eq!(
+            kind("models/base/config.json").as_deref(),
+            Some("missing"),
+            "{v}"
+        );
+        assert_eq!(
+            kind("models/lora/adapter_model.bin").as_deref(),
+            Some("extra"),
+            "{v}"
+        );
+        assert_eq!(
+            kind("models/lora/adapter_config.json").as_deref(),
+            Some("modified"),
+            "{v}"
+        );
     }
 }
 
@@ -113,7 +135,11 @@ fn manifest_with_unsafe_paths_or_foreign_owner_is_refused() {
     d.warden(&["seal"]).assert().code(0);
     let p = d.path().join("state/integrity/manifest.json");
     let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, text.replace("models/base/config.json", "../../etc/passwd")).unwrap();
+    std::fs::write(
+        &p,
+        text.replace("models/base/config.json", "../../etc/passwd"),
+    )
+    .unwrap();
     let out = d.warden(&["verify"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsafe path"));
@@ -146,12 +172,30 @@ fn hugging_face_blobs_verify_against_their_names() {
     let blobs = "hub/models--org--m/blobs";
     d.write(&format!("{blobs}/{sha}"), content);
     // git blob id of "{}\n"... computed the way git does: sha1("blob 3\0{}\n").
-    d.write(&format!("{blobs}/0967ef424bce6791893e9a57bb952f80fd536e93"), b"{}\n");
+    d.write(
+        &format!("{blobs}/0967ef424bce6791893e9a57bb952f80fd536e93"),
+        b"{}\n",
+    );
     let hub = d.path().join("hub");
-    let out = crate::common::warden().arg("verify").arg("--hf-cache").arg(&hub).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = crate::common::warden()
+        .arg("verify")
+        .arg("--hf-cache")
+        .arg(&hub)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     d.write(&format!("{blobs}/{sha}"), b"tampered");
-    let out = crate::common::warden().arg("verify").arg("--hf-cache").arg(&hub).output().unwrap();
+    let out = crate::common::warden()
+        .arg("verify")
+        .arg("--hf-cache")
+        .arg(&hub)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("SHA-256"));
 }
@@ -161,16 +205,27 @@ fn run_refuses_on_difference_and_on_dangerous_files() {
     let d = deployment();
     // No manifest yet: run refuses.
     let out = d.warden(&["run", "--no-echo"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warden seal"), "{err}");
     // A dangerous file, sealed: verify passes, the scan refuses.
-    d.write("models/lora/adapter_model.bin", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.");
+    d.write(
+        "models/lora/adapter_model.bin",
+        b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.",
+    );
     d.warden(&["seal"]).assert().code(0);
     let out = d.warden(&["run", "--no-echo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model scan") && err.contains("os.system"), "{err}");
+    assert!(
+        err.contains("model scan") && err.contains("os.system"),
+        "{err}"
+    );
     // Clean again, sealed: the three clean files were cached by the refused start, so the
     // scan skips them all.
     std::fs::remove_file(d.path().join("models/lora/adapter_model.bin")).unwrap();

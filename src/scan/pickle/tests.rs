@@ -30,7 +30,9 @@ fn stack_global_from_memo_literal_resolves() {
     let d = b"\x80\x04\x8c\x02os\x94\x8c\x06system\x9400h\x00h\x01\x93)R.";
     let o = scan_any(d);
     assert!(
-        o.findings.iter().any(|f| f.global.as_deref() == Some("os.system")),
+        o.findings
+            .iter()
+            .any(|f| f.global.as_deref() == Some("os.system")),
         "{:?}",
         o.findings
     );
@@ -41,7 +43,11 @@ fn stack_global_nonliteral_is_critical() {
     // The module name is the result of a call.
     let d = b"\x80\x04\x8c\x08builtins\x8c\x03str\x93)R\x8c\x06system\x93.";
     let o = scan_any(d);
-    assert!(rules(&o).contains(&"pickle/stack-global-operand"), "{:?}", o.findings);
+    assert!(
+        rules(&o).contains(&"pickle/stack-global-operand"),
+        "{:?}",
+        o.findings
+    );
 }
 
 #[test]
@@ -87,7 +93,9 @@ fn ext_via_add_extension() {
     let d = b"\x80\x02ccopyreg\nadd_extension\nX\x02\x00\x00\x00osX\x06\x00\x00\x00systemK\x07\x87R0\x82\x07)R.";
     let o = scan_any(d);
     assert!(
-        o.findings.iter().any(|f| f.global.as_deref() == Some("os.system")),
+        o.findings
+            .iter()
+            .any(|f| f.global.as_deref() == Some("os.system")),
         "{:?}",
         o.findings
     );
