@@ -264,7 +264,13 @@ fn exec(spec: &Spec, after: Option<After>) -> Result<std::convert::Infallible, S
         .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
-    Err(format!("cannot execute {}: {e}", program.display()))
+    let hint = if e == nix::errno::Errno::EACCES && spec.sandbox.is_some() {
+        " (the sandbox lets the service execute only the app, system directories and the \
+         program's own environment: add its directory to sandbox.read)"
+    } else {
+        ""
+    };
+    Err(format!("cannot execute {}: {e}{hint}", program.display()))
 }
 
 /// Switches to the account for good: groups, gid, bounding set, uid, then no capability left.
