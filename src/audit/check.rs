@@ -184,6 +184,16 @@ pub const RULES: &[Rule] = &[
         Severity::High,
     ),
     rule(
+        "export.unit",
+        "An exported systemd unit no longer carries the policy's protections",
+        Severity::High,
+    ),
+    rule(
+        "export.manifest",
+        "Exported Kubernetes manifests no longer carry the policy's protections",
+        Severity::High,
+    ),
+    rule(
         "check.unreadable",
         "Part of the deployment could not be examined",
         Severity::Low,

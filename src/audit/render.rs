@@ -128,11 +128,9 @@ pub fn check_sarif(r: &check::Report) -> Value {
         .findings
         .iter()
         .map(|f| {
-            let index = RULES.iter().position(|x| x.id == f.id).unwrap_or(0);
             let path = f.path.clone().unwrap_or_else(|| r.policy.clone());
-            json!({
+            let mut result = json!({
                 "ruleId": f.id,
-                "ruleIndex": index,
                 "level": level(f.severity),
                 "message": { "text": format!("{} Fix: {}", f.seen, f.fix) },
                 "locations": [{
@@ -141,7 +139,11 @@ pub fn check_sarif(r: &check::Report) -> Value {
                     }
                 }],
                 "properties": { "severity": f.severity.as_str(), "fix": f.fix },
-            })
+            });
+            if let Some(i) = RULES.iter().position(|x| x.id == f.id) {
+                result["ruleIndex"] = i.into();
+            }
+            result
         })
         .collect();
     json!({
