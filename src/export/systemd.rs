@@ -150,6 +150,21 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
              # the temp directory is not emptied on start.\n",
         ),
     }
+    let verifies = policy.integrity.verify != crate::policy::schema::Verify::Off;
+    if opts.warden.is_some() && verifies {
+        // warden trusts only a manifest owned by the user it runs as.
+        let user = policy.service.user.as_str();
+        let file = path_comment(&policy.file);
+        let _ = write!(
+            u.out,
+            "# warden runs as {user} here and trusts only an integrity manifest that {user} owns:\n\
+             # seal as the account, `runuser -u {user} -- warden -c {file} seal`.\n"
+        );
+        notes.push(format!(
+            "integrity.verify is on and warden runs as {user}: seal as the account \
+             (`runuser -u {user} -- warden -c {file} seal`), or warden refuses to start"
+        ));
+    }
 
     u.section("Unit");
     u.set(

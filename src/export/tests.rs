@@ -126,6 +126,9 @@ fn unit_runs_warden_as_the_account_with_systemds_sandbox() {
     assert!(values(u, "PrivatePIDs").is_empty());
     assert!(u.contains("#PrivatePIDs=yes  (needs systemd 257)"), "{u}");
     assert!(!e.notes.iter().any(|n| n.contains("PrivatePIDs")));
+    // integrity.verify is on: warden, running as the account, needs a manifest it owns.
+    assert!(u.contains("runuser -u aiuser -- warden"), "{u}");
+    assert!(e.notes.iter().any(|n| n.contains("seal as the account")));
     // warden builds the environment itself.
     assert!(values(u, "Environment").is_empty());
     // The deployment is under /tmp here: the operator is told.
