@@ -342,7 +342,7 @@ pub fn verify_against(policy: &Policy, m: &Manifest, mode: Mode, progress: bool)
             detail: why.clone(),
         });
     }
-    for (p, _) in &tree.files {
+    for p in tree.files.keys() {
         if !by_path.contains_key(p.as_str()) {
             diffs.push(Difference {
                 path: p.clone(),

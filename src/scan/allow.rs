@@ -349,7 +349,10 @@ const IMPORT_MAPPING: &[(&str, &str)] = &[
 ];
 
 /// `_compat_pickle.NAME_MAPPING` (the entries that change more than the module).
-const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+/// (module, name) in a pickle -> (module, name) loaded.
+type Mapping = ((&'static str, &'static str), (&'static str, &'static str));
+
+const NAME_MAPPING: &[Mapping] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
     (("__builtin__", "intern"), ("sys", "intern")),

@@ -924,7 +924,7 @@ impl<'a> Vm<'a> {
             b'}' => self.push(V::Dict)?,
             b'd' => {
                 let m = self.pop_mark()?;
-                if (self.stack.len() - m) % 2 != 0 {
+                if !(self.stack.len() - m).is_multiple_of(2) {
                     return self.err("odd number of items for DICT");
                 }
                 self.stack.truncate(m);
@@ -955,7 +955,7 @@ impl<'a> Vm<'a> {
             }
             b'u' => {
                 let m = self.pop_mark()?;
-                if (self.stack.len() - m) % 2 != 0 {
+                if !(self.stack.len() - m).is_multiple_of(2) {
                     return self.err("odd number of items for SETITEMS");
                 }
                 self.stack.truncate(m);
