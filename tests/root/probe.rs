@@ -277,3 +277,40 @@ fn chown_tree(p: &std::path::Path, uid: u32, gid: u32) {
         }
     }
 }
+
+#[test]
+fn the_accounts_own_home_is_out_of_reach() {
+    // An account with a real home of its own: its modes allow writing there, the sandbox not.
+    let s = crate::sandbox::Sandboxed::new("home", "true", "", "nproc = 64");
+    let home = tempfile::Builder::new()
+        .prefix("wdt-home-")
+        .tempdir()
+        .unwrap();
+    make_traversable(home.path());
+    let uid = s.acct.uid();
+    std::os::unix::fs::chown(home.path(), Some(uid), Some(s.acct.gid())).unwrap();
+    let st = Command::new("usermod")
+        .arg("-d")
+        .arg(home.path())
+        .arg(&s.acct.name)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, v, err) = probe(&mut s.d.warden(&["probe", "--format", "json"]));
+    assert_eq!(code, Some(0), "{v:#}\n{err}");
+    let home_attack = v["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "outside.home")
+        .unwrap();
+    assert_eq!(home_attack["verdict"], "blocked", "{v:#}");
+    assert!(
+        home_attack["target"]
+            .as_str()
+            .unwrap()
+            .starts_with(&*home.path().to_string_lossy()),
+        "{home_attack}"
+    );
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+}
