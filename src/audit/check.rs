@@ -457,6 +457,11 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &Meta)) -> Vec<PathBuf> {
     unreadable
 }
 
+/// `n thing` or `n things`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn examples(list: &[String]) -> String {
     let shown: Vec<&str> = list.iter().take(3).map(String::as_str).collect();
     let more = list.len().saturating_sub(shown.len());
@@ -593,8 +598,8 @@ fn unreadable_finding(a: &mut Audit<'_>, dirs: &[PathBuf]) {
     a.find(
         "check.unreadable",
         format!(
-            "{} directories could not be read: {}",
-            dirs.len(),
+            "{} could not be read: {}",
+            plural(dirs.len(), "directory", "directories"),
             examples(&shown)
         ),
         "run `warden check` as root to examine everything",
@@ -650,8 +655,8 @@ fn check_tree(a: &mut Audit<'_>) {
         a.find(
             "tree.world-writable",
             format!(
-                "{} world-writable entries: {}",
-                world.len(),
+                "{} world-writable: {}",
+                plural(world.len(), "entry", "entries"),
                 examples(&world)
             ),
             "chmod o-w them (`warden harden` fixes the tiers and private directories)",
@@ -662,8 +667,8 @@ fn check_tree(a: &mut Audit<'_>) {
         a.find(
             "tree.setuid",
             format!(
-                "{} setuid/setgid files: {}",
-                setuid.len(),
+                "{}: {}",
+                plural(setuid.len(), "setuid/setgid file", "setuid/setgid files"),
                 examples(&setuid)
             ),
             "chmod u-s,g-s them: nothing in a model deployment needs them",
@@ -674,8 +679,8 @@ fn check_tree(a: &mut Audit<'_>) {
         a.find(
             "logs.stray",
             format!(
-                "{} log files outside {} readable by other accounts (they hold prompts): {}",
-                stray.len(),
+                "{} outside {} readable by other accounts (they hold prompts): {}",
+                plural(stray.len(), "log file", "log files"),
                 a.show(&logs_dir),
                 examples(&stray)
             ),
@@ -791,8 +796,8 @@ fn check_private(a: &mut Audit<'_>, acct: &perms::Account) {
                     Severity::Medium
                 },
                 format!(
-                    "{} log files are more open than logs.file-mode {:04o}{}: {}",
-                    loose.len(),
+                    "{} more open than logs.file-mode {:04o}{}: {}",
+                    plural(loose.len(), "log file is", "log files are"),
                     want,
                     if world {
                         " (readable by every account, prompts included)"
@@ -842,7 +847,7 @@ fn check_private(a: &mut Audit<'_>, acct: &perms::Account) {
         a.pass(
             "private",
             format!(
-                "logs {} (files {:04o}, rotated {}, redacted), tmp and state 0700, the service's",
+                "log directory {} (files {:04o}, rotated {}, redacted), tmp and state 0700, the service's",
                 a.show(&p.logs_dir),
                 p.logs.file_mode.0,
                 match r.every {

@@ -533,7 +533,10 @@ fn battery(t: &Targets, env: &BTreeMap<String, String>) -> Vec<Outcome> {
     }
     let listed = t.ro_tiers.iter().all(|d| std::fs::read_dir(d).is_ok());
     let (v, d) = if failed.is_empty() && listed && !weights.is_empty() {
-        (Verdict::Passed, format!("{read} files read"))
+        (
+            Verdict::Passed,
+            format!("{read} file{} read", if read == 1 { "" } else { "s" }),
+        )
     } else if weights.is_empty() && t.ro_tiers.is_empty() {
         (Verdict::Skipped, "no read-only tier".into())
     } else if !listed || weights.is_empty() {
