@@ -374,6 +374,10 @@ pub fn unit(policy: &Policy, opts: &Options) -> Result<Export, ExportError> {
         // The NVIDIA user-space driver reads /proc/driver/nvidia.
         u.set(since::PROC, "ProcSubset", "all");
     } else {
+        u.comment(
+            "Hides /proc/meminfo and /proc/cpuinfo too: a stack that sizes itself with psutil \
+             (accelerate's device_map=\"auto\") needs ProcSubset=all",
+        );
         u.set(since::PROC, "ProcSubset", "pid");
     }
     u.set(since::NAMESPACES, "RestrictNamespaces", "yes");
