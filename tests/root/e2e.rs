@@ -81,6 +81,8 @@ impl App {
         for p in ["models", "models/base"] {
             make_traversable(&d.path().join(p));
         }
+        // Runs verify the weights against the manifest before every start.
+        d.warden(&["seal"]).assert().success();
         Self { d, acct, port }
     }
 
@@ -254,6 +256,7 @@ fn demo_image_edit_service_hardened_and_run_as_the_account() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    d.warden(&["seal"]).assert().success();
     let out = d.warden(&["up"]).output().unwrap();
     assert!(
         out.status.success(),

@@ -33,6 +33,8 @@ impl Svc {
                  [[tier]]\npath = \"models\"\n"
             ),
         );
+        // Runs verify the weights against the manifest before every start.
+        d.warden(&["seal"]).assert().success();
         Self { d, acct }
     }
 
@@ -463,6 +465,11 @@ fn status_warns_when_the_service_listens_where_the_policy_does_not_allow() {
         "exec /usr/bin/python3 -c \"import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', {port}))\ns.listen()\ntime.sleep(300)\""
     );
     let s = Svc::new("listen", &script, "listen = [\"127.0.0.1:7860\"]");
+    // Landlock (ABI 4+) would refuse the bind itself; status must catch it without the sandbox
+    // too, e.g. on an older kernel.
+    let mut policy = std::fs::read_to_string(s.d.policy()).unwrap();
+    policy.push_str("\n[sandbox]\nlandlock = \"off\"\n");
+    std::fs::write(s.d.policy(), policy).unwrap();
     s.d.warden(&["up"]).assert().success();
     let mut st = s.status();
     wait_for("the socket to show up", Duration::from_secs(5), || {
