@@ -59,8 +59,11 @@ impl Probe {
                     .map_err(|e| e.to_string())?;
                 s.set_write_timeout(Some(timeout))
                     .map_err(|e| e.to_string())?;
-                write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: warden\r\nConnection: close\r\n\r\n")
-                    .map_err(|e| e.to_string())?;
+                // One write: a server that answers after the first segment must not see a torn request.
+                let request = format!(
+                    "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: warden\r\nConnection: close\r\n\r\n"
+                );
+                s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
                 let mut head = [0u8; 64];
                 let n = s.read(&mut head).map_err(|e| e.to_string())?;
                 let line = String::from_utf8_lossy(&head[..n]);
