@@ -508,7 +508,26 @@ impl crate::supervise::PreStart for VerifyCheck {
     }
 
     fn check(&self, policy: &Policy) -> Result<(), String> {
-        let v = verify(policy, self.mode, true).map_err(|e| e.to_string())?;
+        let v = match verify(policy, self.mode, true) {
+            Ok(v) => v,
+            Err(Error::NoManifest(p)) => {
+                // First start: record the tiers as they are (trust on first use); the scan
+                // that follows judges them, and every later start is verified against this.
+                eprintln!(
+                    "warden: warning: no integrity manifest at {}: sealing the tiers as they are now (run `warden seal` to record them deliberately)",
+                    crate::term::path(&p)
+                );
+                let s = seal(policy, policy.integrity.digest.into(), false)
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "warden: sealed {} files into {}",
+                    s.files,
+                    crate::term::path(&s.manifest)
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if v.is_clean() {
             return Ok(());
         }
