@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod e2e;
+mod logs;
 mod export;
 mod harden;
 mod probe;

@@ -1,12 +1,17 @@
 //! Redaction of prompts, personal data and secrets, before anything reaches the disk.
 //!
-//! One pass finds the few places worth a look, then precise checks run only there:
-//! an Aho-Corasick search (SIMD, case-sensitive) for the literal triggers (`hf_`, `sk-`, `eyJ`,
-//! `://`, `prompt`, `%40`, ...), `memchr` for `@` and `?`, and a word-at-a-time digit scan that
-//! reports only runs long enough for an ID, a phone or a card. Text around a match is copied
-//! through untouched; a clean line costs nothing but the scans. Replacements read
-//! `[REDACTED:kind]`.
+//! Two passes find the few places worth a look, then precise checks run only there:
+//! - one classification of every byte, 64 at a time with 128-bit vectors, into bit masks: digits
+//!   (a `dddd dddd` core marks a possible ID, phone or card), `@` `?` `%` (emails, URL
+//!   credentials, query strings), and `:`/`=` right after a key (`token=`, `"content": `,
+//!   `prompt: '`), whose name is then checked from its last letters;
+//! - an Aho-Corasick search (SIMD Teddy, case-sensitive) for the literal prefixes of tokens
+//!   (`hf_`, `sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN `, bearer and basic schemes).
+//!
+//! Text around a match is copied through untouched; a clean line costs the two scans and
+//! nothing else. Replacements read `[REDACTED:kind]`.
 
+mod classify;
 mod pii;
 mod prompts;
 pub mod scan;
@@ -150,13 +155,9 @@ enum Trigger {
     Github,
     GithubPat,
     Jwt,
-    Url,
     Pem,
     Bearer,
     Basic,
-    KeyWord(usize),
-    Email,
-    Field(usize),
 }
 
 /// Why a redactor could not be built.
@@ -186,6 +187,7 @@ pub struct State {
     open: Option<ValueScan>,
     spans: Vec<Span>,
     arena: Vec<u8>,
+    masks: classify::Masks,
 }
 
 impl State {
@@ -196,66 +198,31 @@ impl State {
 }
 
 fn triggers(sets: Sets) -> Vec<(&'static [u8], Trigger)> {
-    let mut t: Vec<(&'static [u8], Trigger)> = Vec::new();
-    if sets.secrets {
-        t.extend([
-            (&b"hf_"[..], Trigger::Hf(3)),
-            (b"api_org_", Trigger::Hf(8)),
-            (b"sk-", Trigger::Sk),
-            (b"AKIA", Trigger::Aws),
-            (b"ASIA", Trigger::Aws),
-            (b"ABIA", Trigger::Aws),
-            (b"ACCA", Trigger::Aws),
-            (b"A3T", Trigger::Aws),
-            (b"ghp_", Trigger::Github),
-            (b"gho_", Trigger::Github),
-            (b"ghu_", Trigger::Github),
-            (b"ghs_", Trigger::Github),
-            (b"ghr_", Trigger::Github),
-            (b"github_pat_", Trigger::GithubPat),
-            (b"eyJ", Trigger::Jwt),
-            (b"://", Trigger::Url),
-            (b"-----BEGIN ", Trigger::Pem),
-            (b"earer", Trigger::Bearer),
-            (b"EARER", Trigger::Bearer),
-            (b"asic", Trigger::Basic),
-            (b"ASIC", Trigger::Basic),
-        ]);
-        for w in [
-            &b"key"[..],
-            b"Key",
-            b"KEY",
-            b"ecret",
-            b"ECRET",
-            b"oken",
-            b"OKEN",
-            b"assword",
-            b"ASSWORD",
-            b"asswd",
-            b"ASSWD",
-            b"pwd",
-            b"Pwd",
-            b"PWD",
-        ] {
-            t.push((w, Trigger::KeyWord(w.len())));
-        }
+    if !sets.secrets {
+        return Vec::new();
     }
-    if sets.pii {
-        t.push((b"%40", Trigger::Email));
-    }
-    if sets.prompts {
-        for w in [
-            &b"prompt"[..],
-            b"messages",
-            b"content",
-            b"text",
-            b"input",
-            b"output",
-        ] {
-            t.push((w, Trigger::Field(w.len())));
-        }
-    }
-    t
+    vec![
+        (&b"hf_"[..], Trigger::Hf(3)),
+        (b"api_org_", Trigger::Hf(8)),
+        (b"sk-", Trigger::Sk),
+        (b"AKIA", Trigger::Aws),
+        (b"ASIA", Trigger::Aws),
+        (b"ABIA", Trigger::Aws),
+        (b"ACCA", Trigger::Aws),
+        (b"A3T", Trigger::Aws),
+        (b"ghp_", Trigger::Github),
+        (b"gho_", Trigger::Github),
+        (b"ghu_", Trigger::Github),
+        (b"ghs_", Trigger::Github),
+        (b"ghr_", Trigger::Github),
+        (b"github_pat_", Trigger::GithubPat),
+        (b"eyJ", Trigger::Jwt),
+        (b"-----BEGIN ", Trigger::Pem),
+        (b"earer", Trigger::Bearer),
+        (b"EARER", Trigger::Bearer),
+        (b"asic", Trigger::Basic),
+        (b"ASIC", Trigger::Basic),
+    ]
 }
 
 impl Redactor {
@@ -422,29 +389,64 @@ impl Redactor {
                 }
             }
         }
-        let (pii, prompts) = (self.sets.pii, self.sets.prompts);
-        if pii || prompts {
-            let on = |p: usize, st: &mut State| {
-                let span = if buf[p] == b'@' {
-                    pii::email(buf, p, 1)
-                } else {
-                    prompts::query(buf, p)
-                };
-                if let Some(s) = span {
-                    st.spans.push(s);
+        let sets = self.sets;
+        if sets.pii || sets.prompts || sets.secrets {
+            let State {
+                masks, spans, open, ..
+            } = st;
+            masks.classify(hay);
+            let mut skip_digits = 0;
+            for k in 0..masks.digit.len() - 1 {
+                let base = from + k * 64;
+                if sets.pii {
+                    let mut core = masks.digit_cores(k);
+                    while core != 0 {
+                        let pos = k * 64 + core.trailing_zeros() as usize;
+                        core &= core - 1;
+                        if pos < skip_digits {
+                            continue;
+                        }
+                        let (s, e, digits) = scan::expand(hay, pos);
+                        skip_digits = e;
+                        if digits >= scan::MIN_DIGITS {
+                            pii::digits(buf, from + s, from + e, spans);
+                        }
+                    }
                 }
-            };
-            match (pii, prompts) {
-                (true, true) => {
-                    memchr::memchr2_iter(b'@', b'?', hay).for_each(|i| on(from + i, st))
+                let mut special = masks.special[k];
+                while special != 0 {
+                    let p = base + special.trailing_zeros() as usize;
+                    special &= special - 1;
+                    let span = match buf[p] {
+                        b'@' => {
+                            if sets.secrets
+                                && let Some(s) = url_userinfo_before(buf, p)
+                            {
+                                spans.push(s);
+                            }
+                            if sets.pii {
+                                pii::email(buf, p, 1)
+                            } else {
+                                None
+                            }
+                        }
+                        b'?' if sets.prompts => prompts::query(buf, p),
+                        b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
+                            pii::email(buf, p, 3)
+                        }
+                        _ => None,
+                    };
+                    spans.extend(span);
                 }
-                (true, false) => memchr::memchr_iter(b'@', hay).for_each(|i| on(from + i, st)),
-                _ => memchr::memchr_iter(b'?', hay).for_each(|i| on(from + i, st)),
+                if sets.prompts || sets.secrets {
+                    let mut ends = masks.key_ends(k);
+                    while ends != 0 {
+                        let p = base + ends.trailing_zeros() as usize;
+                        ends &= ends - 1;
+                        spans.extend(keyed(sets, buf, p, open));
+                    }
+                }
             }
-        }
-        if pii {
-            let spans = &mut st.spans;
-            scan::digit_spans(hay, |s, e| pii::digits(buf, from + s, from + e, spans));
         }
         if self.sets.ip {
             let mut skip = 0;
@@ -487,12 +489,8 @@ impl Redactor {
             Trigger::Github => secrets::github(buf, p, false),
             Trigger::GithubPat => secrets::github(buf, p, true),
             Trigger::Jwt => secrets::jwt(buf, p),
-            Trigger::Url => secrets::url_userinfo(buf, p),
             Trigger::Bearer => secrets::bearer(buf, p),
             Trigger::Basic => secrets::basic(buf, p),
-            Trigger::KeyWord(n) => secrets::key_value(buf, p, n),
-            Trigger::Email => pii::email(buf, p, 3),
-            Trigger::Field(n) => prompts::field(buf, p, n, &mut st.open),
             Trigger::Pem => {
                 let (span, open) = secrets::pem_begin(buf, p)?;
                 if open {
@@ -543,6 +541,119 @@ impl Redactor {
     pub fn rule_name(&self, idx: u16) -> Option<&[u8]> {
         self.names.get(idx as usize).map(Vec::as_slice)
     }
+}
+
+/// Key names (their last letters, lowercase) whose values are secrets (`true`) or prompts:
+/// a cheap first sort, the rules check the whole name.
+const KEY_WORDS: [(&[u8], bool); 17] = [
+    (b"token", true),
+    (b"secret", true),
+    (b"password", true),
+    (b"passwd", true),
+    (b"pwd", true),
+    (b"apikey", true),
+    (b"_key", true),
+    (b"-key", true),
+    (b"prompt", false),
+    (b"prompts", false),
+    (b"oken_ids", false),
+    (b"nput_ids", false),
+    (b"messages", false),
+    (b"content", false),
+    (b"text", false),
+    (b"input", false),
+    (b"output", false),
+];
+
+/// A key word packed big-endian into a `u64`, with the mask of its bytes.
+const fn pack(w: &[u8]) -> (u64, u64) {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < w.len() {
+        v = (v << 8) | w[i] as u64;
+        i += 1;
+    }
+    let mask = if w.len() >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * w.len())) - 1
+    };
+    (v, mask)
+}
+
+const fn packed_words() -> [(u64, u64, bool); 17] {
+    let mut out = [(0u64, 0u64, false); 17];
+    let mut i = 0;
+    while i < KEY_WORDS.len() {
+        let (v, m) = pack(KEY_WORDS[i].0);
+        out[i] = (v, m, KEY_WORDS[i].1);
+        i += 1;
+    }
+    out
+}
+
+const PACKED_WORDS: [(u64, u64, bool); 17] = packed_words();
+
+/// Whether the key ending at `e` names a secret (`Some(true)`) or a prompt (`Some(false)`);
+/// plurals (`inputs`, `outputs`) count as the word.
+#[inline]
+fn key_kind(buf: &[u8], e: usize) -> Option<bool> {
+    let last = buf[e - 1].to_ascii_lowercase();
+    // Most keys (`level`, `time`, `msg`, `INFO`) end in none of these.
+    if !matches!(last, b'n' | b't' | b'd' | b'y' | b's') {
+        return None;
+    }
+    word_at(buf, e).or_else(|| {
+        if last == b's' && e > 3 {
+            word_at(buf, e - 1)
+        } else {
+            None
+        }
+    })
+}
+
+#[inline]
+fn word_at(buf: &[u8], e: usize) -> Option<bool> {
+    let t = buf[e.saturating_sub(8)..e]
+        .iter()
+        .fold(0u64, |t, &b| (t << 8) | u64::from(b.to_ascii_lowercase()));
+    let avail = if e >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * e)) - 1
+    };
+    PACKED_WORDS
+        .iter()
+        .find(|(v, mask, _)| mask & avail == *mask && t & mask == *v)
+        .map(|w| w.2)
+}
+
+/// A key ending right before the separator at `p` (`token=`, `"content": `, `prompt: '`): its
+/// value, when the key names a secret or a prompt.
+fn keyed(sets: Sets, buf: &[u8], p: usize, open: &mut Option<ValueScan>) -> Option<Span> {
+    let mut e = p;
+    if e > 0 && buf[e - 1] == b' ' {
+        e -= 1;
+    }
+    if e > 0 && matches!(buf[e - 1], b'"' | b'\'') {
+        e -= 1;
+    }
+    if e < 3 {
+        return None;
+    }
+    match key_kind(buf, e)? {
+        true if sets.secrets => secrets::key_value(buf, e, 0),
+        false if sets.prompts => prompts::field(buf, e, 0, open),
+        _ => None,
+    }
+}
+
+/// `scheme://user:password@` ending at the `@` at `p`.
+fn url_userinfo_before(buf: &[u8], p: usize) -> Option<Span> {
+    let tok = scan::back_len(buf, p, |b| !scan::is_space(b) && b != b'"' && b != b'\'');
+    let start = p - tok.min(512);
+    let scheme = memchr::memmem::rfind(&buf[start..p], b"://")?;
+    secrets::url_userinfo(buf, start + scheme)
 }
 
 /// A custom match never crosses a line end.

@@ -61,6 +61,13 @@ impl ValueScan {
     pub fn run(&mut self, buf: &[u8], from: usize) -> Result<usize, usize> {
         let mut i = from;
         while i < buf.len() {
+            // Inside a string, jump to the next byte that matters.
+            if let (Some(q), false) = (self.quote, self.escaped) {
+                match memchr::memchr3(q, b'\\', b'\n', &buf[i..]) {
+                    Some(off) => i += off,
+                    None => return Err(buf.len()),
+                }
+            }
             let b = buf[i];
             if b == b'\n' {
                 return Err(i);

@@ -44,28 +44,26 @@ pub fn line_end(buf: &[u8], pos: usize) -> usize {
     memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i)
 }
 
-/// One bit per byte of `x` (little endian): set where the byte is an ASCII digit.
-#[inline]
-fn digit_mask(x: u64) -> u32 {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let t = x ^ 0x3030_3030_3030_3030;
-    // High bit set where the byte (after the xor) is below 10: no carries cross bytes.
-    let lt = !(((t & LO7) + 0x7676_7676_7676_7676) | t) & HI;
-    ((lt >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
-}
-
-#[inline]
-fn word_at(buf: &[u8], i: usize) -> u64 {
-    match buf.get(i..i + 8) {
-        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
-        None => {
-            let mut w = [0u8; 8];
-            if i < buf.len() {
-                let n = buf.len() - i;
-                w[..n].copy_from_slice(&buf[i..]);
+/// Calls `f(start, end)` for every maximal run of digits joined by single separators (space or
+/// `-`) that holds at least [`MIN_DIGITS`] digits and a digit core (see
+/// [`Masks::digit_cores`](super::classify::Masks::digit_cores)).
+pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
+    let mut m = super::classify::Masks::default();
+    m.classify(buf);
+    let mut skip = 0;
+    for k in 0..m.digit.len() - 1 {
+        let mut core = m.digit_cores(k);
+        while core != 0 {
+            let pos = k * 64 + core.trailing_zeros() as usize;
+            core &= core - 1;
+            if pos < skip {
+                continue;
             }
-            u64::from_le_bytes(w)
+            let (s, e, digits) = expand(buf, pos);
+            skip = e;
+            if digits >= MIN_DIGITS {
+                f(s, e);
+            }
         }
     }
 }
@@ -75,47 +73,9 @@ fn is_sep(b: u8) -> bool {
     b == b' ' || b == b'-'
 }
 
-/// Calls `f(start, end)` for every maximal run of digits joined by single separators (space or
-/// `-`) that holds at least [`MIN_DIGITS`] digits. Only runs with a `dddd` group followed, after
-/// at most one byte, by another `dddd` group are looked at: every ID, phone and card number
-/// has one, while dates, times, ports and sizes do not.
-pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
-    let n = buf.len();
-    // Masks of the two previous words: bits 0-7 the word before last, 8-15 the last one.
-    let mut prev: u32 = 0;
-    let mut skip_until = 0usize;
-    let mut w = 0usize;
-    while w < n + 16 {
-        let m = if w < n {
-            digit_mask(word_at(buf, w))
-        } else {
-            0
-        };
-        let win = prev | (m << 16);
-        let r4 = win & (win >> 1) & (win >> 2) & (win >> 3);
-        let mut core = r4 & ((r4 >> 4) | (r4 >> 5)) & 0xff00;
-        while core != 0 {
-            let bit = core.trailing_zeros() as usize;
-            core &= core - 1;
-            // The core starts in the previous word.
-            let pos = w + bit - 16;
-            if pos < skip_until {
-                continue;
-            }
-            let (s, e, digits) = expand(buf, pos);
-            skip_until = e;
-            if digits >= MIN_DIGITS {
-                f(s, e);
-            }
-        }
-        prev = win >> 8 & 0xffff;
-        w += 8;
-    }
-}
-
 /// The maximal digit run around `pos` (a digit) and its digit count. A leading `%XX` escape's
 /// digits are not part of it.
-fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+pub fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
     let mut s = pos;
     loop {
         if s > 0 && is_digit(buf[s - 1]) {
@@ -150,13 +110,6 @@ fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digit_mask_marks_digits() {
-        assert_eq!(digit_mask(u64::from_le_bytes(*b"0a9/:5 \xb9")), 0b0010_0101);
-        assert_eq!(digit_mask(u64::from_le_bytes(*b"01234567")), 0xff);
-        assert_eq!(digit_mask(u64::from_le_bytes(*b"abcdefgh")), 0);
-    }
 
     fn spans(s: &str) -> Vec<&str> {
         let mut v = Vec::new();
