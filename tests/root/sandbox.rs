@@ -264,3 +264,35 @@ fn a_missing_sandbox_path_refuses_the_start() {
         "{err}"
     );
 }
+
+#[test]
+fn paths_this_host_lacks_are_reported_not_silently_dropped() {
+    // No GPU here: the nvidia preset's devices do not exist. The service still starts (the
+    // rules only allow), and the status lists what was left out.
+    let s = Sandboxed::new(
+        "gpu",
+        "echo ok > \"$TMPDIR/report\"; exec sleep 300",
+        "",
+        "devices = [\"nvidia\"]",
+    );
+    let out = s.d.warden(&["up"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.report().trim(), "ok");
+    let st = s.status();
+    let skipped: Vec<&str> = st["sandbox"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    if !Path::new("/dev/nvidiactl").exists() {
+        assert!(skipped.contains(&"/dev/nvidiactl"), "{st}");
+    }
+    if !Path::new("/proc/driver/nvidia").exists() {
+        assert!(skipped.contains(&"/proc/driver/nvidia"), "{st}");
+    }
+}
