@@ -198,8 +198,10 @@ impl<'a> Stream<'a> {
                 return;
             }
             if seg.cut || seg.continued {
-                red.redact(red_state, staging, redacted);
-                staging.clear();
+                if !staging.is_empty() {
+                    red.redact(red_state, staging, redacted);
+                    staging.clear();
+                }
                 if seg.continued {
                     redacted.extend_from_slice(CONTINUED_MARK);
                 }

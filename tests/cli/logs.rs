@@ -244,3 +244,46 @@ fn warden_logs_with_no_log_yet_prints_nothing() {
         .write("warden.toml", POLICY);
     d.warden(&["logs", "-n", "5"]).assert().success().stdout("");
 }
+
+#[test]
+fn the_pipeline_filters_levels_cuts_long_lines_and_strips_escapes() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    let mut cfg = Config::for_dir(&logs, "svc");
+    cfg.level = Level::Warning;
+    cfg.max_line = 64;
+    let cap = Capture::start(&cfg, false).unwrap();
+    let (out, err) = cap.stdio().unwrap();
+    let long = format!("WARNING:app:prompt='{}' end", "x".repeat(100));
+    let script = format!(
+        "echo 'INFO:app:dropped'; echo 'DEBUG:app:dropped too'; \
+         printf 'WARNING:app:\\033[31mred\\033[0m kept\\n'; \
+         printf ' 10%%|#   |\\r100%%|####|\\n'; \
+         echo \"{long}\"; \
+         echo 'ERROR:app:failed for prompt=secret-words'; \
+         printf 'Traceback (most recent call last):\\n  File \"a.py\", line 1\\nValueError: x\\n'; \
+         echo 'INFO:app:dropped again'; echo '  indented under a dropped record'"
+    );
+    let st = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    drop(cap);
+    let got = read_back(&logs, "svc");
+    assert_eq!(
+        got,
+        [
+            "WARNING:app:red kept",
+            "100%|####|",
+            "WARNING:app:prompt='[REDACTED:prompt] [...]",
+            "[...] [REDACTED:prompt]' end",
+            "ERROR:app:failed for prompt=[REDACTED:prompt]",
+            "Traceback (most recent call last):",
+            "  File \"a.py\", line 1",
+            "ValueError: x",
+        ]
+    );
+}

@@ -291,10 +291,9 @@ impl Redactor {
         st.spans.clear();
         st.arena.clear();
         st.open = None;
-        st.carry = None;
         let mut from = 0;
         if st.in_pem {
-            from = self.pem_resume(st, buf, false);
+            from = self.pem_resume(st, buf);
         }
         self.collect(st, buf, from);
         self.emit(st, buf, out);
@@ -340,7 +339,7 @@ impl Redactor {
         } else {
             st.carry = None;
             if st.in_pem {
-                from = self.pem_resume(st, buf, true);
+                from = self.pem_resume(st, buf);
             }
         }
         self.collect(st, buf, from);
@@ -356,7 +355,7 @@ impl Redactor {
     }
 
     /// Lines at the start of `buf` that continue an open private-key block are removed.
-    fn pem_resume(&self, st: &mut State, buf: &[u8], piece: bool) -> usize {
+    fn pem_resume(&self, st: &mut State, buf: &[u8]) -> usize {
         let end = match secrets::pem_continue(buf, 0) {
             PemEnd::Ended { at, line_end } => {
                 st.in_pem = false;
@@ -372,7 +371,6 @@ impl Redactor {
             }
             PemEnd::Open => buf.len(),
         };
-        let _ = piece;
         if end > 0 {
             st.spans.push(Span::new(0, end, Kind::Swallow));
         }
