@@ -165,10 +165,8 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
         .write_pid(me)
         .map_err(io_err("cannot write", &files.pid_path()))?;
 
-    let log_cfg = crate::logs::Config::from_policy(
-        policy,
-        acct.credentials.as_ref().map(|c| (c.uid, c.gid)),
-    );
+    let log_cfg =
+        crate::logs::Config::from_policy(policy, acct.credentials.as_ref().map(|c| (c.uid, c.gid)));
     let capture = Capture::start(&log_cfg, opts.echo)?;
 
     let mut sup = Supervisor {

@@ -5,9 +5,9 @@ mod common;
 
 mod check;
 mod e2e;
-mod logs;
 mod export;
 mod harden;
+mod logs;
 mod probe;
 mod sandbox;
 mod supervise;
