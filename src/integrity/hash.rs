@@ -63,17 +63,7 @@ pub fn digest_mapped(algo: Algo, data: &[u8], progress: Option<&AtomicU64>) -> S
 
 /// Drops a piece of a read-only file mapping from the resident set.
 pub(crate) fn release(piece: &[u8]) {
-    let page = 4096usize;
-    let start = (piece.as_ptr() as usize).div_ceil(page) * page;
-    let end = (piece.as_ptr() as usize + piece.len()) / page * page;
-    if end > start {
-        // SAFETY: the range lies inside a read-only file mapping (callers pass only content of
-        // `crate::scan::Mapped`); MADV_DONTNEED on it only drops the process's page
-        // table entries, and a later access reads the same file pages again.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-        }
-    }
+    crate::sys::mem::drop_resident(piece);
 }
 
 fn digest_with(algo: Algo, data: &[u8], progress: Option<&AtomicU64>, after: fn(&[u8])) -> String {

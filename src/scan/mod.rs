@@ -184,9 +184,9 @@ pub fn map_open(file: &File) -> io::Result<Mapped> {
     if meta.len() == 0 {
         return Ok(Mapped::Empty);
     }
-    // SAFETY: the mapping is read-only and private to this process; a file truncated
-    // underneath it can raise SIGBUS, which ends the scan (never a clean result).
-    let m = unsafe { memmap2::Mmap::map(file)? };
+    // A file truncated underneath the mapping raises SIGBUS, which ends the scan (never a clean
+    // result).
+    let m = crate::sys::mem::map_readonly(file)?;
     let _ = m.advise(memmap2::Advice::Sequential);
     Ok(Mapped::Map(m))
 }

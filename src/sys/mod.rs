@@ -5,5 +5,6 @@
 
 pub mod fs;
 pub mod ids;
+pub mod mem;
 pub mod process;
 pub mod sandbox;
