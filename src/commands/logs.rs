@@ -19,6 +19,7 @@ pub fn run(policy: &Policy, args: &LogsArgs) -> Result<Outcome> {
     let escape = stdout.is_terminal();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = None;
+    let follow = args.follow;
     let mut print = |line: &[u8]| {
         if failed.is_some() {
             return;
@@ -32,14 +33,16 @@ pub fn run(policy: &Policy, args: &LogsArgs) -> Result<Outcome> {
         } else {
             out.write_all(line).and_then(|()| out.write_all(b"\n"))
         };
+        // Followed lines go out as they come.
+        let r = r.and_then(|()| if follow { out.flush() } else { Ok(()) });
         if let Err(e) = r {
             failed = Some(e);
         }
     };
-    read::read(dir, name, &Query { lines, since }, &mut print)
+    let pos = read::read(dir, name, &Query { lines, since }, &mut print)
         .with_context(|| format!("reading the log of {name}"))?;
     if args.follow {
-        read::follow(dir, name, &mut print, || true)?;
+        read::follow(dir, name, pos, &mut print, || true)?;
     }
     match failed {
         // A closed pipe (`warden logs | head`) is not an error.

@@ -109,10 +109,11 @@ fn open(f: &LogFile) -> Result<Box<dyn BufRead>, Error> {
     })
 }
 
-/// Every line of a file (without its newline), in order.
-fn each_line(f: &LogFile, mut each: impl FnMut(&[u8]) -> bool) -> Result<(), Error> {
+/// Every line of a file (without its newline), in order; returns how many bytes were read.
+fn each_line(f: &LogFile, mut each: impl FnMut(&[u8]) -> bool) -> Result<u64, Error> {
     let mut r = open(f)?;
     let mut line = Vec::new();
+    let mut total = 0u64;
     loop {
         line.clear();
         let n = r
@@ -122,13 +123,14 @@ fn each_line(f: &LogFile, mut each: impl FnMut(&[u8]) -> bool) -> Result<(), Err
                 source,
             })?;
         if n == 0 {
-            return Ok(());
+            return Ok(total);
         }
+        total += n as u64;
         if line.last() == Some(&b'\n') {
             line.pop();
         }
         if !each(&line) {
-            return Ok(());
+            return Ok(total);
         }
     }
 }
@@ -138,13 +140,22 @@ fn recent(line: &[u8], since: Option<SystemTime>) -> bool {
 }
 
 /// The last `n` lines of a plain file that pass `since`, read backwards from its end.
-fn tail_plain(f: &LogFile, n: usize, since: Option<SystemTime>) -> Result<Vec<Vec<u8>>, Error> {
+fn tail_plain(
+    f: &LogFile,
+    n: usize,
+    since: Option<SystemTime>,
+) -> Result<(Vec<Vec<u8>>, Position), Error> {
     let err = |source| Error::Read {
         path: f.path.clone(),
         source,
     };
     let mut file = File::open(&f.path).map_err(err)?;
-    let mut end = file.metadata().map_err(err)?.len();
+    let meta = file.metadata().map_err(err)?;
+    let pos = Position {
+        ino: meta.ino(),
+        offset: meta.len(),
+    };
+    let mut end = meta.len();
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut first = true;
@@ -163,13 +174,13 @@ fn tail_plain(f: &LogFile, n: usize, since: Option<SystemTime>) -> Result<Vec<Ve
             let line = &text[i + 1..];
             if !recent(line, since) {
                 lines.reverse();
-                return Ok(lines);
+                return Ok((lines, pos));
             }
             lines.push(line.to_vec());
             text = &text[..i];
             if lines.len() == n {
                 lines.reverse();
-                return Ok(lines);
+                return Ok((lines, pos));
             }
         }
         carry = text.to_vec();
@@ -179,12 +190,28 @@ fn tail_plain(f: &LogFile, n: usize, since: Option<SystemTime>) -> Result<Vec<Ve
         lines.push(carry);
     }
     lines.reverse();
-    Ok(lines)
+    Ok((lines, pos))
+}
+
+/// How far the current file was read: where following it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub ino: u64,
+    pub offset: u64,
 }
 
 /// Calls `out` with each selected line of the log, oldest first.
-pub fn read(dir: &Path, name: &str, q: &Query, mut out: impl FnMut(&[u8])) -> Result<(), Error> {
+/// Returns how far the current file was read, for [`follow`].
+pub fn read(
+    dir: &Path,
+    name: &str,
+    q: &Query,
+    mut out: impl FnMut(&[u8]),
+) -> Result<Option<Position>, Error> {
     let files = files(dir, name)?;
+    let current = dir.join(format!("{name}.log"));
+    let current_ino = std::fs::metadata(&current).map(|m| m.ino()).ok();
+    let mut pos = None;
     // Files last written before `since` hold nothing newer.
     let files: Vec<LogFile> = files
         .into_iter()
@@ -198,14 +225,17 @@ pub fn read(dir: &Path, name: &str, q: &Query, mut out: impl FnMut(&[u8])) -> Re
         .collect();
     let Some(n) = q.lines else {
         for f in &files {
-            each_line(f, |l| {
+            let read = each_line(f, |l| {
                 if recent(l, q.since) {
                     out(l);
                 }
                 true
             })?;
+            if f.path == current {
+                pos = current_ino.map(|ino| Position { ino, offset: read });
+            }
         }
-        return Ok(());
+        return Ok(pos);
     };
     // The last n: from the newest file back.
     let mut parts: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -228,7 +258,11 @@ pub fn read(dir: &Path, name: &str, q: &Query, mut out: impl FnMut(&[u8])) -> Re
             })?;
             ring.into_iter().collect()
         } else {
-            tail_plain(f, need, q.since)?
+            let (lines, p) = tail_plain(f, need, q.since)?;
+            if f.path == current {
+                pos = Some(p);
+            }
+            lines
         };
         have += lines.len();
         parts.push(lines);
@@ -238,15 +272,16 @@ pub fn read(dir: &Path, name: &str, q: &Query, mut out: impl FnMut(&[u8])) -> Re
             out(l);
         }
     }
-    Ok(())
+    Ok(pos)
 }
 
-/// Follows the current file from its end: new lines as they come, across rotations (the old
-/// file is read to its end before the new one is opened). Returns only on an error or when
-/// `go_on` says to stop.
+/// Follows the current file from `from` (where [`read`] stopped; its end when `None`): new
+/// lines as they come, across rotations (the old file is read to its end before the new one is
+/// opened). Returns only on an error or when `go_on` says to stop.
 pub fn follow(
     dir: &Path,
     name: &str,
+    from: Option<Position>,
     mut out: impl FnMut(&[u8]),
     mut go_on: impl FnMut() -> bool,
 ) -> Result<(), Error> {
@@ -257,8 +292,14 @@ pub fn follow(
     };
     let mut file: Option<(File, u64)> = None;
     if let Ok(mut f) = File::open(&path) {
-        f.seek(SeekFrom::End(0)).map_err(err)?;
         let ino = f.metadata().map_err(err)?.ino();
+        // A file created since `read` is read from its start.
+        let at = match from {
+            Some(p) if p.ino == ino => SeekFrom::Start(p.offset),
+            Some(_) => SeekFrom::Start(0),
+            None => SeekFrom::End(0),
+        };
+        f.seek(at).map_err(err)?;
         file = Some((f, ino));
     }
     let mut partial: Vec<u8> = Vec::new();

@@ -287,3 +287,37 @@ fn the_pipeline_filters_levels_cuts_long_lines_and_strips_escapes() {
         ]
     );
 }
+
+#[test]
+fn warden_logs_follow_goes_on_across_a_rotation() {
+    use std::io::BufRead as _;
+    let d = Deployment::empty();
+    d.write("models/a.safetensors", b"x")
+        .write("warden.toml", POLICY);
+    d.write("logs/svc.log", format!("{} old\n", ts(1)));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("-c")
+        .arg(d.policy())
+        .args(["logs", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut next = || {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l[TIMESTAMP_LEN + 1..].trim_end().to_owned()
+    };
+    assert_eq!(next(), "old");
+    let log = d.path().join("logs/svc.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "{} new", ts(2)).unwrap();
+    assert_eq!(next(), "new");
+    std::fs::rename(&log, d.path().join("logs/svc.log.19700101-000002.1")).unwrap();
+    writeln!(f, "{} last of the old file", ts(3)).unwrap();
+    std::fs::write(&log, format!("{} first of the new file\n", ts(4))).unwrap();
+    assert_eq!(next(), "last of the old file");
+    assert_eq!(next(), "first of the new file");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
