@@ -2,7 +2,7 @@
 //! rules start from: digits, `@` `?` `%`, key/value separators (`:` `=`), word characters and
 //! quotes (what may end a key), and blanks. Everything else is found from these bit masks.
 
-use wide::i8x16;
+use wide::u8x16;
 
 /// Bit masks of a buffer, one `u64` per 64 bytes (bit `i` of word `k` is byte `64k + i`).
 #[derive(Debug, Default)]
@@ -12,35 +12,35 @@ pub struct Masks {
     pub special: Vec<u64>,
     /// `:`, `=`.
     pub sep: Vec<u64>,
-    /// `[A-Za-z_]`, `"`, `'`: what ends a key (digits do not: `11:43`, `127.0.0.1:8000`).
-    pub word: Vec<u64>,
+    /// The last letters of the keys the rules look at (`token`, `secret`, `password`, `pwd`,
+    /// `api_key`, `prompt`, `text`, `input`, `messages`, ...): `n t d y s`, any case.
+    pub tail: Vec<u64>,
+    /// `"`, `'`.
+    pub quote: Vec<u64>,
     /// A space.
     pub space: Vec<u64>,
 }
 
 #[inline]
-fn vec16(b: &[u8]) -> i8x16 {
-    let mut a = [0i8; 16];
-    for (d, s) in a.iter_mut().zip(b) {
-        *d = *s as i8;
-    }
-    i8x16::new(a)
+fn vec16(b: &[u8]) -> u8x16 {
+    let a: [u8; 16] = b.try_into().unwrap_or([0; 16]);
+    u8x16::new(a)
 }
 
 #[inline]
-fn eq(v: i8x16, c: u8) -> i8x16 {
-    v.simd_eq(i8x16::splat(c as i8))
+fn eq(v: u8x16, c: u8) -> u8x16 {
+    v.simd_eq(u8x16::splat(c))
 }
 
-/// `lo <= b <= lo + n - 1` for unsigned bytes: shift the range to the bottom of i8.
+/// `lo <= b < lo + n` (unsigned): `b - lo` wraps above `n - 1` otherwise.
 #[inline]
-fn in_range(v: i8x16, lo: u8, n: u8) -> i8x16 {
-    let shifted = v - i8x16::splat((lo as i8).wrapping_add(-128));
-    i8x16::splat((n as i8).wrapping_add(-128)).simd_gt(shifted)
+fn in_range(v: u8x16, lo: u8, n: u8) -> u8x16 {
+    let d = v - u8x16::splat(lo);
+    d.min(u8x16::splat(n - 1)).simd_eq(d)
 }
 
 #[inline]
-fn bits(m: i8x16) -> u64 {
+fn bits(m: u8x16) -> u64 {
     u64::from(m.to_bitmask() as u16)
 }
 
@@ -52,7 +52,8 @@ impl Masks {
             &mut self.digit,
             &mut self.special,
             &mut self.sep,
-            &mut self.word,
+            &mut self.tail,
+            &mut self.quote,
             &mut self.space,
         ] {
             v.clear();
@@ -67,22 +68,30 @@ impl Masks {
                 tail[block.len()..].fill(0);
                 &tail
             };
-            let (mut d, mut s, mut p, mut w, mut sp) = (0u64, 0u64, 0u64, 0u64, 0u64);
+            let (mut d, mut s, mut p, mut t, mut qu, mut sp) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
             for q in 0..4 {
                 let v = vec16(&block[q * 16..q * 16 + 16]);
                 let digit = in_range(v, b'0', 10);
-                let letter = in_range(v | i8x16::splat(0x20), b'a', 26);
+                let lower = v | u8x16::splat(0x20);
                 let shift = q * 16;
                 d |= bits(digit) << shift;
                 s |= bits(eq(v, b'@') | eq(v, b'?') | eq(v, b'%')) << shift;
                 p |= bits(eq(v, b':') | eq(v, b'=')) << shift;
-                w |= bits(letter | eq(v, b'_') | eq(v, b'"') | eq(v, b'\'')) << shift;
+                t |= bits(
+                    eq(lower, b'n')
+                        | eq(lower, b't')
+                        | eq(lower, b'd')
+                        | eq(lower, b'y')
+                        | eq(lower, b's'),
+                ) << shift;
+                qu |= bits(eq(v, b'"') | eq(v, b'\'')) << shift;
                 sp |= bits(eq(v, b' ')) << shift;
             }
             self.digit[k] = d;
             self.special[k] = s;
             self.sep[k] = p;
-            self.word[k] = w;
+            self.tail[k] = t;
+            self.quote[k] = qu;
             self.space[k] = sp;
         }
     }
@@ -98,20 +107,22 @@ impl Masks {
         (r4 & ((r4 >> 4) | (r4 >> 5))) as u64
     }
 
-    /// Separators (word `k`) right after a key: a word character or quote, maybe one space
-    /// between (`key=`, `"key":`, `key :`). `prev` is the word before.
+    /// Separators (word `k`) right after a key ending in one of the tail letters, maybe closed
+    /// by a quote and followed by one space (`key=`, `"key":`, `'key' :`).
     #[inline]
     pub fn key_ends(&self, k: usize) -> u64 {
-        let (w, sp) = (self.word[k], self.space[k]);
-        let (pw, psp) = if k > 0 {
-            (self.word[k - 1], self.space[k - 1])
-        } else {
-            (0, 0)
+        let back = |m: &Vec<u64>, n: u32| {
+            let prev = if k > 0 { m[k - 1] } else { 0 };
+            (m[k] << n) | (prev >> (64 - n))
         };
-        let w1 = (w << 1) | (pw >> 63);
-        let w2 = (w << 2) | (pw >> 62);
-        let sp1 = (sp << 1) | (psp >> 63);
-        self.sep[k] & (w1 | (sp1 & w2))
+        let (t1, t2, t3) = (
+            back(&self.tail, 1),
+            back(&self.tail, 2),
+            back(&self.tail, 3),
+        );
+        let (q1, q2) = (back(&self.quote, 1), back(&self.quote, 2));
+        let s1 = back(&self.space, 1);
+        self.sep[k] & (t1 | (q1 & t2) | (s1 & (t2 | (q2 & t3))))
     }
 }
 
@@ -128,7 +139,7 @@ mod tests {
         assert_eq!(pos(m.digit[0]), [1, 13]);
         assert_eq!(pos(m.special[0]), [5, 6, 7]);
         assert_eq!(pos(m.sep[0]), [2, 3]);
-        assert_eq!(pos(m.word[0]), [0, 8, 9, 10, 12]);
+        assert_eq!(pos(m.quote[0]), [9, 10]);
         assert_eq!(pos(m.space[0]), [4, 11]);
         let long = [b'7'; 130];
         m.classify(&long);

@@ -568,7 +568,7 @@ const fn pack(w: &[u8]) -> (u64, u64) {
     let mut v = 0u64;
     let mut i = 0;
     while i < w.len() {
-        v = (v << 8) | w[i] as u64;
+        v = (v << 8) | (w[i] | 0x20) as u64;
         i += 1;
     }
     let mask = if w.len() >= 8 {
@@ -612,13 +612,19 @@ fn key_kind(buf: &[u8], e: usize) -> Option<bool> {
 
 #[inline]
 fn word_at(buf: &[u8], e: usize) -> Option<bool> {
-    let t = buf[e.saturating_sub(8)..e]
-        .iter()
-        .fold(0u64, |t, &b| (t << 8) | u64::from(b.to_ascii_lowercase()));
-    let avail = if e >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * e)) - 1
+    // The last eight bytes, big-endian, with bit 5 set in each: letters lowercase (`_` becomes
+    // 0x7f, digits and `-` stay), as the packed words are.
+    let (t, avail) = match buf.get(e.wrapping_sub(8)..e) {
+        Some(w) => (
+            u64::from_be_bytes(w.try_into().unwrap_or([0; 8])) | 0x2020_2020_2020_2020,
+            u64::MAX,
+        ),
+        None => (
+            buf[..e]
+                .iter()
+                .fold(0u64, |t, &b| (t << 8) | u64::from(b | 0x20)),
+            (1u64 << (8 * e)) - 1,
+        ),
     };
     PACKED_WORDS
         .iter()
