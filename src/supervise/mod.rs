@@ -111,6 +111,16 @@ fn handled_signals() -> SigSet {
 
 /// Runs the service in the foreground until it stops for good. Returns warden's exit code.
 pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<u8, Error> {
+    // Block the handled signals before anything can start a thread (the checks use a thread
+    // pool; the log pipeline has its own). A thread created with them unblocked could take a
+    // SIGTERM meant for the supervisor: its default action would kill warden without stopping
+    // the service, and as PID 1 the kernel would drop it. From here on they are only received
+    // through wait_signal.
+    handled_signals().thread_block().map_err(|e| Error::Io {
+        what: "cannot block signals",
+        path: PathBuf::new(),
+        source: e.into(),
+    })?;
     let name = policy.service.name.clone();
     let acct = account::resolve(policy)?;
     let env = env::build(
@@ -147,13 +157,13 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
             .map_err(|e| Error::Check(format!("{}: {e}", c.name())))?;
     }
 
-    // From here on the handled signals are only received through wait_signal; threads
-    // started below inherit the mask.
-    handled_signals().thread_block().map_err(|e| Error::Io {
-        what: "cannot block signals",
-        path: PathBuf::new(),
-        source: e.into(),
-    })?;
+    // A stop asked for during the checks: do not start at all.
+    if let Ok(Some(sig)) = sysp::wait_signal(&handled_signals(), Duration::ZERO)
+        && sig != Signal::SIGCHLD
+    {
+        eprintln!("warden: {sig} received before {name} started: not starting it");
+        return Ok(0);
+    }
     // Orphans of the service are re-parented to warden, which reaps them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     if std::process::id() == 1 {

@@ -423,6 +423,10 @@ fn as_pid_1_it_reaps_orphans_and_forwards_sigterm() {
                     .any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some("1"))
             })
     });
+    let log = s.d.path().join("logs").join(format!("{}.log", s.acct.name));
+    wait_for("the service to start", Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("started"))
+    });
     wait_for(
         "the orphans to exit and be reaped",
         Duration::from_secs(5),
@@ -431,17 +435,20 @@ fn as_pid_1_it_reaps_orphans_and_forwards_sigterm() {
             d.len() == 1 && !d.iter().any(|p| is_zombie(*p))
         },
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(warden as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
+    let pid1 = nix::unistd::Pid::from_raw(warden as i32);
+    nix::sys::signal::kill(pid1, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(st) = unshare.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < end, "warden did not exit after SIGTERM");
+        if Instant::now() > end {
+            let _ = nix::sys::signal::kill(pid1, nix::sys::signal::Signal::SIGKILL);
+            let _ = unshare.wait();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(unshare.stderr.as_mut().unwrap(), &mut err);
+            panic!("warden did not exit within 20s of SIGTERM; its messages:\n{err}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
