@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
 use crate::sandbox;
-use crate::supervise::{self, account, env, spawn};
+use crate::supervise::{self, account, spawn};
 use crate::sys::sandbox as sys;
 
 /// The hidden command that runs the attacks after the drop and the sandbox.
@@ -137,14 +137,7 @@ pub struct Targets {
 /// service's spec, and collects the outcomes.
 pub fn run(policy: &Policy) -> Result<Report, ProbeError> {
     let acct = account::resolve(policy)?;
-    let env = env::build(
-        policy,
-        &env::Identity {
-            user: &acct.user,
-            home: acct.home.as_deref(),
-        },
-        std::env::vars(),
-    );
+    let env = acct.environment(policy);
     account::prepare_dirs(policy, &acct, &env)?;
     let me = std::process::id() as i32;
     let mut spec = supervise::service_spec(policy, &acct, &env, me)?;

@@ -22,6 +22,20 @@ pub struct Account {
     pub credentials: Option<Credentials>,
 }
 
+impl Account {
+    /// The service's environment for this account, built from warden's own (see `env::build`).
+    pub fn environment(&self, policy: &Policy) -> BTreeMap<String, String> {
+        super::env::build(
+            policy,
+            &super::env::Identity {
+                user: &self.user,
+                home: self.home.as_deref(),
+            },
+            std::env::vars(),
+        )
+    }
+}
+
 /// Why the account cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {

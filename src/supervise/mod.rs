@@ -123,14 +123,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
     })?;
     let name = policy.service.name.clone();
     let acct = account::resolve(policy)?;
-    let env = env::build(
-        policy,
-        &env::Identity {
-            user: &acct.user,
-            home: acct.home.as_deref(),
-        },
-        std::env::vars(),
-    );
+    let env = acct.environment(policy);
     let refusals = preflight::check(policy, &env);
     if !refusals.is_empty() {
         return Err(Error::Refused { name, refusals });

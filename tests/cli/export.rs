@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::Deployment;
+use crate::common::{Deployment, set_mode};
 
 /// The Kubernetes version the manifests are validated against.
 const KUBERNETES: &str = "1.37.0";
@@ -23,11 +23,6 @@ fn example() -> Deployment {
     d.write("bin/image-edit-demo", "#!/bin/sh\nexit 0\n");
     set_mode(&d.path().join("bin/image-edit-demo"), 0o755);
     d
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Edits the example's policy.

@@ -7,17 +7,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use crate::common::Deployment;
+use crate::common::{Deployment, set_mode};
 
 fn policy(user: &str, group: &str) -> String {
     format!(
         "[service]\nname = \"svc\"\ncommand = [\"python3\", \"app.py\"]\nuser = \"{user}\"\n\
          group = \"{group}\"\n\n[[tier]]\npath = \"models\"\n"
     )
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// A small deployment with known modes: a tier `models` and the app beside it.

@@ -212,3 +212,57 @@ pub fn make_traversable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Sets a path's permission bits.
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Polls `f` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The state letter of `/proc/PID/stat`, if the process exists.
+fn proc_state(pid: i64) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: i64) -> bool {
+    proc_state(pid).is_some_and(|c| c != 'Z')
+}
+
+/// Whether `pid` is a zombie (exited, not reaped).
+pub fn is_zombie(pid: i64) -> bool {
+    proc_state(pid) == Some('Z')
+}
+
+/// Processes below `pid` (from /proc/PID/task/*/children), nearest first.
+pub fn descendants(pid: i64) -> Vec<i64> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", all[i])) {
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                all.extend(
+                    kids.split_whitespace()
+                        .filter_map(|k| k.parse::<i64>().ok()),
+                );
+            }
+        }
+        i += 1;
+    }
+    all.remove(0);
+    all
+}

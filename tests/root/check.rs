@@ -3,9 +3,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use crate::common::set_mode;
 use crate::common::{TestAccount, copy_tree};
 use crate::probe::hardened_example;
-use crate::sandbox::set_mode;
 
 fn check_json(cmd: &mut assert_cmd::Command) -> (Option<i32>, serde_json::Value) {
     let out = cmd.output().unwrap();

@@ -4,38 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Deployment, TestAccount, make_traversable};
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Processes below `pid` (from /proc/PID/task/*/children).
-fn descendants(pid: i64) -> Vec<i64> {
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", all[i])) {
-            for t in tasks.flatten() {
-                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                all.extend(
-                    kids.split_whitespace()
-                        .filter_map(|k| k.parse::<i64>().ok()),
-                );
-            }
-        }
-        i += 1;
-    }
-    all.remove(0);
-    all
-}
+use crate::common::{Deployment, TestAccount, descendants, make_traversable, wait_for};
 
 /// The direct children of `pid`.
 fn children(pid: i64) -> Vec<i64> {

@@ -4,8 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
+use crate::common::set_mode;
 use crate::common::{Deployment, TestAccount, make_traversable};
-use crate::sandbox::set_mode;
 
 /// examples/image-edit with its own account name and a free port, hardened.
 pub fn hardened_example(tag: &str) -> (Deployment, TestAccount) {

@@ -2,11 +2,10 @@
 //! service itself (a shell script that tries things and writes what happened), and the status
 //! warden reports. Everything is applied in the service's process, never in the test harness.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{Deployment, TestAccount, make_traversable};
+use crate::common::{Deployment, TestAccount, make_traversable, set_mode};
 
 /// A deployment whose service is `svc.sh`, run as a fresh account with the given `[sandbox]`.
 pub struct Sandboxed {
@@ -68,10 +67,6 @@ impl Drop for Sandboxed {
     fn drop(&mut self) {
         let _ = self.d.warden(&["stop"]).output();
     }
-}
-
-pub fn set_mode(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Tries each action and records `name ok` or `name denied`.

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::common::{Deployment, TestAccount, make_traversable};
+use crate::common::{
+    Deployment, TestAccount, alive, descendants, is_zombie, make_traversable, set_mode, wait_for,
+};
 
 /// A deployment whose service is `svc.sh`, run as a fresh test account.
 struct Svc {
@@ -51,30 +53,6 @@ impl Drop for Svc {
     fn drop(&mut self) {
         let _ = self.d.warden(&["stop"]).output();
     }
-}
-
-fn set_mode(p: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
 }
 
 const REPORT: &str = r#"out="$TMPDIR/report"
@@ -366,34 +344,6 @@ fn a_missing_account_is_a_clear_error() {
         err.contains("does not exist") && err.contains("warden harden"),
         "{err}"
     );
-}
-
-/// Processes below `pid` (from /proc/PID/task/*/children).
-fn descendants(pid: i64) -> Vec<i64> {
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", all[i])) {
-            for t in tasks.flatten() {
-                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                all.extend(
-                    kids.split_whitespace()
-                        .filter_map(|k| k.parse::<i64>().ok()),
-                );
-            }
-        }
-        i += 1;
-    }
-    all.remove(0);
-    all
-}
-
-fn is_zombie(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-    })
 }
 
 #[test]
