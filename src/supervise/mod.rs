@@ -87,6 +87,16 @@ pub trait PreStart {
     fn check(&self, policy: &Policy) -> Result<(), String>;
 }
 
+/// Runs the pre-start checks in order; the first refusal wins.
+fn run_checks(checks: &[&dyn PreStart], policy: &Policy) -> Result<(), Error> {
+    for c in checks {
+        eprintln!("warden: {}: checking", c.name());
+        c.check(policy)
+            .map_err(|e| Error::Check(format!("{}: {e}", c.name())))?;
+    }
+    Ok(())
+}
+
 /// How `run` was invoked.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -144,11 +154,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
         return Err(Error::AlreadyRunning { name, pid });
     };
     account::prepare_dirs(policy, &acct, &env)?;
-    for c in checks {
-        eprintln!("warden: {}: checking", c.name());
-        c.check(policy)
-            .map_err(|e| Error::Check(format!("{}: {e}", c.name())))?;
-    }
+    run_checks(checks, policy)?;
 
     // A stop asked for during the checks: do not start at all.
     if let Ok(Some(sig)) = sysp::wait_signal(&handled_signals(), Duration::ZERO)
@@ -174,6 +180,7 @@ pub fn run(policy: &Policy, opts: &Options, checks: &[&dyn PreStart]) -> Result<
 
     let mut sup = Supervisor {
         policy,
+        checks,
         files: &files,
         spec: service_spec(policy, &acct, &env, me.pid)?,
         status: Status {
@@ -230,6 +237,7 @@ pub fn service_spec(
 
 struct Supervisor<'a> {
     policy: &'a Policy,
+    checks: &'a [&'a dyn PreStart],
     files: &'a Files,
     spec: spawn::Spec,
     status: Status,
@@ -358,6 +366,14 @@ impl Supervisor<'_> {
                                 self.status.state = State::Stopped;
                                 self.save();
                                 return Ok(0);
+                            }
+                            // The weights are checked again before every start, restarts too.
+                            if let Err(e) = run_checks(self.checks, self.policy) {
+                                eprintln!("warden: not restarting {}: {e}", self.status.name);
+                                self.status.state = State::Failed;
+                                self.status.message = Some(e.to_string());
+                                self.save();
+                                return Ok(1);
                             }
                         }
                     }

@@ -447,3 +447,37 @@ fn status_warns_when_the_service_listens_where_the_policy_does_not_allow() {
     let out = s.d.warden(&["status"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("which service.listen does not allow"));
 }
+
+#[test]
+fn weights_changed_while_running_stop_the_next_restart() {
+    let s = Svc::new("reverify", "echo crashing\nsleep 1\nexit 3", "");
+    let policy = std::fs::read_to_string(s.d.policy()).unwrap().replace(
+        "restart = { policy = \"never\" }",
+        "restart = { policy = \"on-failure\", max = 5, within = \"1m\" }",
+    );
+    std::fs::write(s.d.policy(), policy).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("-c")
+        .arg(s.d.policy())
+        .args(["run", "--no-echo"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = s.d.path().join("logs").join(format!("{}.log", s.acct.name));
+    wait_for("the first start", Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("crashing"))
+    });
+    // Someone swaps the weights while the service runs.
+    std::fs::write(
+        s.d.path().join("models/base/model.safetensors"),
+        b"swapped!",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not restarting"), "{err}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(log.matches("crashing").count(), 1, "{log}");
+    assert_eq!(s.status()["state"], "failed");
+}
