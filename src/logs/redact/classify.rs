@@ -1,148 +1,268 @@
-//! One pass over the text, 64 bytes at a time with 128-bit vectors, that marks the bytes the
-//! rules start from: digits, `@` `?` `%`, key/value separators (`:` `=`), word characters and
-//! quotes (what may end a key), and blanks. Everything else is found from these bit masks.
+//! The one pass over every byte: it finds the few places the rules start from.
+//!
+//! Vectors (AVX2 when the CPU has it, else 128-bit) sort the bytes of each 64-byte block into
+//! bit masks: digits, `@?%`, `:=`, the last letters of the keys the rules look at, quotes and
+//! blanks, word characters `[A-Za-z0-9_-]`, `_`/`-`, `A`/`J` and `b`. Shifts across the
+//! neighbouring blocks then keep only real candidates:
+//! - a `dddd` group followed, after at most one byte, by another (IDs, phones, cards);
+//! - `@`, `?`, `%` (emails, URL credentials, query strings);
+//! - `:`/`=` right after a key such as `token=`, `"content": ` or `prompt: '`;
+//! - token prefixes: `_`/`-` followed by 16 word characters (`hf_`, `sk-`, `ghp_`), `A`/`J`
+//!   followed by 8 (`AKIA`, `eyJ`), `b` with a blank 5 or 6 bytes on (`basic`, `bearer`), and
+//!   runs of five dashes (`-----BEGIN`).
+//!
+//! Only blocks holding a candidate are reported; a clean block costs its classification.
 
-use wide::u8x16;
+use crate::sys::simd::{self, Kernel, Lanes};
 
-/// Bit masks of a buffer, one `u64` per 64 bytes (bit `i` of word `k` is byte `64k + i`).
-#[derive(Debug, Default)]
-pub struct Masks {
-    pub digit: Vec<u64>,
+/// The candidates in one 64-byte block (bit `i` is byte `base + i`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub base: usize,
+    /// Starts of a `dddd` group followed, after at most one byte, by another `dddd`: every ID,
+    /// phone and card number has one; dates, times, ports and sizes do not.
+    pub digits: u64,
     /// `@`, `?`, `%`.
-    pub special: Vec<u64>,
-    /// `:`, `=`.
-    pub sep: Vec<u64>,
-    /// The last letters of the keys the rules look at (`token`, `secret`, `password`, `pwd`,
-    /// `api_key`, `prompt`, `text`, `input`, `messages`, ...): `n t d y s`, any case.
-    pub tail: Vec<u64>,
-    /// `"`, `'`.
-    pub quote: Vec<u64>,
-    /// A space.
-    pub space: Vec<u64>,
+    pub special: u64,
+    /// Separators right after a key ending in `n t d y s` (any case), maybe closed by a quote
+    /// and followed by a blank (`key=`, `"key":`, `'key' :`).
+    pub keys: u64,
+    /// Bytes where a token may start or be recognised (see the module docs).
+    pub marks: u64,
 }
 
-#[inline]
-fn vec16(b: &[u8]) -> u8x16 {
-    let a: [u8; 16] = b.try_into().unwrap_or([0; 16]);
-    u8x16::new(a)
+/// Class masks of one 64-byte block.
+#[derive(Debug, Default, Clone, Copy)]
+struct Raw {
+    digit: u64,
+    special: u64,
+    sep: u64,
+    /// `n t d y s`, any case: the last letters of `token`, `secret`, `password`, `pwd`,
+    /// `api_key`, `prompt`, `text`, `input`, `messages`, `content`, ...
+    tail: u64,
+    /// `"`, `'`, space, tab.
+    blank: u64,
+    /// `[A-Za-z0-9_-]`.
+    word: u64,
+    /// `_`, `-`.
+    join: u64,
+    /// `A`, `J`.
+    cap: u64,
+    /// `b`, `B`.
+    b: u64,
 }
 
-#[inline]
-fn eq(v: u8x16, c: u8) -> u8x16 {
-    v.simd_eq(u8x16::splat(c))
+#[inline(always)]
+fn classify<V: Lanes>(block: &[u8]) -> Raw {
+    let mut r = Raw::default();
+    let mut i = 0;
+    while i < 64 {
+        let v = V::load(&block[i..]);
+        let lower = v.or(V::splat(0x20));
+        let digit = v.in_range(b'0', 10);
+        let join = v.eq(b'_').or(v.eq(b'-'));
+        r.digit |= digit.bits() << i;
+        r.special |= v.eq(b'@').or(v.eq(b'?')).or(v.eq(b'%')).bits() << i;
+        r.sep |= v.eq(b':').or(v.eq(b'=')).bits() << i;
+        r.tail |= lower
+            .eq(b'n')
+            .or(lower.eq(b't'))
+            .or(lower.eq(b'd'))
+            .or(lower.eq(b'y'))
+            .or(lower.eq(b's'))
+            .bits()
+            << i;
+        r.blank |= v
+            .eq(b' ')
+            .or(v.eq(b'"'))
+            .or(v.eq(b'\''))
+            .or(v.eq(b'\t'))
+            .bits()
+            << i;
+        r.word |= lower.in_range(b'a', 26).or(digit).or(join).bits() << i;
+        r.join |= join.bits() << i;
+        r.cap |= v.eq(b'A').or(v.eq(b'J')).bits() << i;
+        r.b |= lower.eq(b'b').bits() << i;
+        i += V::WIDTH;
+    }
+    r
 }
 
-/// `lo <= b < lo + n` (unsigned): `b - lo` wraps above `n - 1` otherwise.
-#[inline]
-fn in_range(v: u8x16, lo: u8, n: u8) -> u8x16 {
-    let d = v - u8x16::splat(lo);
-    d.min(u8x16::splat(n - 1)).simd_eq(d)
+/// The candidates of block `cur`, from its class masks and its neighbours'.
+#[inline(always)]
+fn derive(prev: &Raw, cur: &Raw, next: &Raw) -> Block {
+    // Looking ahead: the block and the next one as one 128-bit mask.
+    let ahead = |a: u64, b: u64| u128::from(a) | (u128::from(b) << 64);
+    // Looking back `n` bytes: bit `i` is byte `i - n`.
+    let back = |a: u64, p: u64, n: u32| (a << n) | (p >> (64 - n));
+
+    let d = ahead(cur.digit, next.digit);
+    let r4 = d & (d >> 1) & (d >> 2) & (d >> 3);
+    let digits = (r4 & ((r4 >> 4) | (r4 >> 5))) as u64;
+
+    let (t1, t2, t3) = (
+        back(cur.tail, prev.tail, 1),
+        back(cur.tail, prev.tail, 2),
+        back(cur.tail, prev.tail, 3),
+    );
+    let (z1, z2) = (
+        back(cur.blank, prev.blank, 1),
+        back(cur.blank, prev.blank, 2),
+    );
+    let keys = cur.sep & (t1 | (z1 & t2) | (z1 & z2 & t3));
+
+    let w = ahead(cur.word, next.word);
+    let l2 = w & (w >> 1);
+    let l4 = l2 & (l2 >> 2);
+    let l8 = l4 & (l4 >> 4);
+    let l16 = l8 & (l8 >> 8);
+    let j = ahead(cur.join, next.join);
+    let dashes5 = j & (j >> 1) & (j >> 2) & (j >> 3) & (j >> 4);
+    let z = ahead(cur.blank, next.blank);
+    let marks = (cur.join & (l16 >> 1) as u64)
+        | dashes5 as u64
+        | (cur.cap & (l8 >> 1) as u64)
+        | (cur.b & ((z >> 5) | (z >> 6)) as u64);
+
+    Block {
+        base: 0,
+        digits,
+        special: cur.special,
+        keys,
+        marks,
+    }
 }
 
-#[inline]
-fn bits(m: u8x16) -> u64 {
-    u64::from(m.to_bitmask() as u16)
-}
-
-impl Masks {
-    /// Classifies `buf`; the masks have one extra zero word at the end.
-    pub fn classify(&mut self, buf: &[u8]) {
-        let words = buf.len().div_ceil(64) + 1;
-        for v in [
-            &mut self.digit,
-            &mut self.special,
-            &mut self.sep,
-            &mut self.tail,
-            &mut self.quote,
-            &mut self.space,
-        ] {
-            v.clear();
-            v.resize(words, 0);
-        }
+/// The class masks of block `k` of `hay` (zero past its end).
+#[inline(always)]
+fn raw<V: Lanes>(hay: &[u8], k: usize) -> Raw {
+    let at = k * 64;
+    if at + 64 <= hay.len() {
+        classify::<V>(&hay[at..at + 64])
+    } else if at < hay.len() {
         let mut tail = [0u8; 64];
-        for (k, block) in buf.chunks(64).enumerate() {
-            let block: &[u8] = if block.len() == 64 {
-                block
-            } else {
-                tail[..block.len()].copy_from_slice(block);
-                tail[block.len()..].fill(0);
-                &tail
-            };
-            let (mut d, mut s, mut p, mut t, mut qu, mut sp) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-            for q in 0..4 {
-                let v = vec16(&block[q * 16..q * 16 + 16]);
-                let digit = in_range(v, b'0', 10);
-                let lower = v | u8x16::splat(0x20);
-                let shift = q * 16;
-                d |= bits(digit) << shift;
-                s |= bits(eq(v, b'@') | eq(v, b'?') | eq(v, b'%')) << shift;
-                p |= bits(eq(v, b':') | eq(v, b'=')) << shift;
-                t |= bits(
-                    eq(lower, b'n')
-                        | eq(lower, b't')
-                        | eq(lower, b'd')
-                        | eq(lower, b'y')
-                        | eq(lower, b's'),
-                ) << shift;
-                qu |= bits(eq(v, b'"') | eq(v, b'\'')) << shift;
-                sp |= bits(eq(v, b' ')) << shift;
+        tail[..hay.len() - at].copy_from_slice(&hay[at..]);
+        classify::<V>(&tail)
+    } else {
+        Raw::default()
+    }
+}
+
+struct Scan<'a, F> {
+    hay: &'a [u8],
+    base: usize,
+    f: F,
+}
+
+impl<F: FnMut(&Block)> Kernel for Scan<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let Scan { hay, base, mut f } = self;
+        let n = hay.len().div_ceil(64);
+        let mut prev = Raw::default();
+        let mut cur = raw::<V>(hay, 0);
+        for k in 0..n {
+            let next = raw::<V>(hay, k + 1);
+            let mut b = derive(&prev, &cur, &next);
+            if b.digits | b.special | b.keys | b.marks != 0 {
+                b.base = base + k * 64;
+                f(&b);
             }
-            self.digit[k] = d;
-            self.special[k] = s;
-            self.sep[k] = p;
-            self.tail[k] = t;
-            self.quote[k] = qu;
-            self.space[k] = sp;
+            prev = cur;
+            cur = next;
         }
     }
 }
 
-impl Masks {
-    /// Starts (in word `k`) of a `dddd` group followed, after at most one byte, by another
-    /// `dddd`: every ID, phone and card number has one; dates, times, ports and sizes do not.
-    #[inline]
-    pub fn digit_cores(&self, k: usize) -> u64 {
-        let d = u128::from(self.digit[k]) | u128::from(self.digit[k + 1]) << 64;
-        let r4 = d & (d >> 1) & (d >> 2) & (d >> 3);
-        (r4 & ((r4 >> 4) | (r4 >> 5))) as u64
-    }
+/// Calls `f` with each block of `hay` (which starts at `base` in the caller's buffer) that
+/// holds candidates, in order.
+pub fn candidates(hay: &[u8], base: usize, f: impl FnMut(&Block)) {
+    candidates_with(hay, base, f, false);
+}
 
-    /// Separators (word `k`) right after a key ending in one of the tail letters, maybe closed
-    /// by a quote and followed by one space (`key=`, `"key":`, `'key' :`).
-    #[inline]
-    pub fn key_ends(&self, k: usize) -> u64 {
-        let back = |m: &Vec<u64>, n: u32| {
-            let prev = if k > 0 { m[k - 1] } else { 0 };
-            (m[k] << n) | (prev >> (64 - n))
-        };
-        let (t1, t2, t3) = (
-            back(&self.tail, 1),
-            back(&self.tail, 2),
-            back(&self.tail, 3),
-        );
-        let (q1, q2) = (back(&self.quote, 1), back(&self.quote, 2));
-        let s1 = back(&self.space, 1);
-        self.sep[k] & (t1 | (q1 & t2) | (s1 & (t2 | (q2 & t3))))
-    }
+/// [`candidates`], optionally forcing the portable 128-bit vectors.
+pub fn candidates_with(hay: &[u8], base: usize, f: impl FnMut(&Block), portable: bool) {
+    simd::dispatch(Scan { hay, base, f }, portable);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn blocks(text: &[u8]) -> Vec<Block> {
+        let mut wide = Vec::new();
+        let mut narrow = Vec::new();
+        candidates_with(text, 0, |b| wide.push(*b), false);
+        candidates_with(text, 0, |b| narrow.push(*b), true);
+        assert_eq!(wide, narrow, "AVX2 and portable vectors disagree");
+        wide
+    }
+
+    fn pos(mask: u64) -> Vec<usize> {
+        (0..64).filter(|i| mask >> i & 1 == 1).collect()
+    }
+
     #[test]
-    fn marks_the_classes() {
-        let text = b"a1:= @?%_\"' Z9\x80\xff";
-        let mut m = Masks::default();
-        m.classify(text);
-        let pos = |mask: u64| (0..64).filter(|i| mask >> i & 1 == 1).collect::<Vec<_>>();
-        assert_eq!(pos(m.digit[0]), [1, 13]);
-        assert_eq!(pos(m.special[0]), [5, 6, 7]);
-        assert_eq!(pos(m.sep[0]), [2, 3]);
-        assert_eq!(pos(m.quote[0]), [9, 10]);
-        assert_eq!(pos(m.space[0]), [4, 11]);
-        let long = [b'7'; 130];
-        m.classify(&long);
-        assert_eq!(m.digit, [u64::MAX, u64::MAX, 0b11, 0]);
+    fn finds_the_candidates() {
+        let text = "id 1380013800 tel 2025-05-12 a@b ?q token=x \"text\": hf_abcdefghijklmnopq";
+        let at = |s: &str| text.find(s).unwrap();
+        let b = blocks(text.as_bytes());
+        assert_eq!(b.len(), 1);
+        assert_eq!(pos(b[0].digits), [3, 4, 5]);
+        assert_eq!(pos(b[0].special), [at("@"), at("?")]);
+        assert_eq!(pos(b[0].keys), [at("="), at(": ")]);
+        assert_eq!(pos(b[0].marks), [at("_")]);
+        // A clean block is not reported; the tail block is.
+        let mut text = vec![b'x'; 200];
+        text.extend_from_slice(b" user@host");
+        let b = blocks(&text);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].base, 192);
+        assert_eq!(pos(b[0].special), [13]);
+    }
+
+    #[test]
+    fn token_marks() {
+        for (text, at) in [
+            (&b"..sk-proj-0123456789abcdef.."[..], 4),
+            (b"..AKIAABCDEFGHIJKLMNOP", 2),
+            (b"..eyJhbGciOiJIUzI1", 4),
+            (b"Authorization: Bearer x", 15),
+            (b"auth basic\tx", 5),
+            (b"-----BEGIN RSA", 0),
+        ] {
+            let b = blocks(text);
+            assert!(
+                b.first().is_some_and(|b| b.marks >> at & 1 == 1),
+                "{}: {:?}",
+                String::from_utf8_lossy(text),
+                b.first().map(|b| pos(b.marks))
+            );
+        }
+        assert!(blocks(b"pipeline_utils.py - info Avg basics").is_empty());
+    }
+
+    #[test]
+    fn across_block_edges() {
+        // Candidates that need bytes from the next or previous block, at every alignment.
+        for pad in 0..70 {
+            let mut text = vec![b'x'; pad];
+            text.extend_from_slice(b" 13800138000 token=abc hf_abcdefghijklmnopqrstu");
+            let b = blocks(&text);
+            let found = |m: fn(&Block) -> u64| -> Vec<usize> {
+                b.iter()
+                    .flat_map(|b| pos(m(b)).into_iter().map(|i| b.base + i))
+                    .collect()
+            };
+            assert_eq!(
+                found(|b| b.digits),
+                (pad + 1..pad + 5).collect::<Vec<_>>(),
+                "{pad}"
+            );
+            assert_eq!(found(|b| b.keys), [pad + 18], "{pad}");
+            assert_eq!(found(|b| b.marks), [pad + 25], "{pad}");
+        }
     }
 }

@@ -11,13 +11,12 @@
 //! Text around a match is copied through untouched; a clean line costs the two scans and
 //! nothing else. Replacements read `[REDACTED:kind]`.
 
-mod classify;
+pub mod classify;
 mod pii;
 mod prompts;
 pub mod scan;
 mod secrets;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::Regex;
 
 use crate::policy::schema::RedactSet;
@@ -146,20 +145,6 @@ struct Custom {
     expand: bool,
 }
 
-/// What a literal trigger found by Aho-Corasick leads to.
-#[derive(Debug, Clone, Copy)]
-enum Trigger {
-    Hf(usize),
-    Sk,
-    Aws,
-    Github,
-    GithubPat,
-    Jwt,
-    Pem,
-    Bearer,
-    Basic,
-}
-
 /// Why a redactor could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("log rule {name}: invalid pattern: {source}")]
@@ -173,8 +158,6 @@ pub struct RuleError {
 #[derive(Debug)]
 pub struct Redactor {
     sets: Sets,
-    ac: Option<AhoCorasick>,
-    triggers: Vec<Trigger>,
     custom: Vec<Custom>,
     names: Vec<Vec<u8>>,
 }
@@ -187,7 +170,6 @@ pub struct State {
     open: Option<ValueScan>,
     spans: Vec<Span>,
     arena: Vec<u8>,
-    masks: classify::Masks,
 }
 
 impl State {
@@ -197,51 +179,9 @@ impl State {
     }
 }
 
-fn triggers(sets: Sets) -> Vec<(&'static [u8], Trigger)> {
-    if !sets.secrets {
-        return Vec::new();
-    }
-    vec![
-        (&b"hf_"[..], Trigger::Hf(3)),
-        (b"api_org_", Trigger::Hf(8)),
-        (b"sk-", Trigger::Sk),
-        (b"AKIA", Trigger::Aws),
-        (b"ASIA", Trigger::Aws),
-        (b"ABIA", Trigger::Aws),
-        (b"ACCA", Trigger::Aws),
-        (b"A3T", Trigger::Aws),
-        (b"ghp_", Trigger::Github),
-        (b"gho_", Trigger::Github),
-        (b"ghu_", Trigger::Github),
-        (b"ghs_", Trigger::Github),
-        (b"ghr_", Trigger::Github),
-        (b"github_pat_", Trigger::GithubPat),
-        (b"eyJ", Trigger::Jwt),
-        (b"-----BEGIN ", Trigger::Pem),
-        (b"earer", Trigger::Bearer),
-        (b"EARER", Trigger::Bearer),
-        (b"asic", Trigger::Basic),
-        (b"ASIC", Trigger::Basic),
-    ]
-}
-
 impl Redactor {
     /// A redactor running `sets` and the custom rules.
     pub fn new(sets: Sets, rules: &[CustomRule]) -> Result<Self, RuleError> {
-        let t = triggers(sets);
-        let ac = if t.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(t.iter().map(|(p, _)| p))
-                    .map_err(|e| RuleError {
-                        name: "built-in".into(),
-                        source: regex::Error::Syntax(e.to_string()),
-                    })?,
-            )
-        };
         let mut custom = Vec::new();
         let mut names = Vec::new();
         for r in rules {
@@ -265,8 +205,6 @@ impl Redactor {
         }
         Ok(Self {
             sets,
-            ac,
-            triggers: t.into_iter().map(|(_, k)| k).collect(),
             custom,
             names,
         })
@@ -279,7 +217,7 @@ impl Redactor {
 
     /// Whether nothing is ever redacted.
     pub fn is_noop(&self) -> bool {
-        self.ac.is_none()
+        !self.sets.secrets
             && !self.sets.pii
             && !self.sets.ip
             && !self.sets.prompts
@@ -379,27 +317,21 @@ impl Redactor {
 
     fn collect(&self, st: &mut State, buf: &[u8], from: usize) {
         let hay = &buf[from..];
-        if let Some(ac) = &self.ac {
-            for m in ac.find_iter(hay) {
-                let p = from + m.start();
-                if let Some(span) = self.check(st, buf, p, self.triggers[m.pattern().as_usize()]) {
-                    st.spans.push(span);
-                }
-            }
-        }
         let sets = self.sets;
         if sets.pii || sets.prompts || sets.secrets {
             let State {
-                masks, spans, open, ..
+                spans,
+                open,
+                in_pem,
+                ..
             } = st;
-            masks.classify(hay);
             let mut skip_digits = 0;
-            for k in 0..masks.digit.len() - 1 {
-                let base = from + k * 64;
+            classify::candidates(hay, from, |blk| {
+                let base = blk.base;
                 if sets.pii {
-                    let mut core = masks.digit_cores(k);
+                    let mut core = blk.digits;
                     while core != 0 {
-                        let pos = k * 64 + core.trailing_zeros() as usize;
+                        let pos = base - from + core.trailing_zeros() as usize;
                         core &= core - 1;
                         if pos < skip_digits {
                             continue;
@@ -411,7 +343,7 @@ impl Redactor {
                         }
                     }
                 }
-                let mut special = masks.special[k];
+                let mut special = blk.special;
                 while special != 0 {
                     let p = base + special.trailing_zeros() as usize;
                     special &= special - 1;
@@ -437,14 +369,22 @@ impl Redactor {
                     spans.extend(span);
                 }
                 if sets.prompts || sets.secrets {
-                    let mut ends = masks.key_ends(k);
+                    let mut ends = blk.keys;
                     while ends != 0 {
                         let p = base + ends.trailing_zeros() as usize;
                         ends &= ends - 1;
                         spans.extend(keyed(sets, buf, p, open));
                     }
                 }
-            }
+                if sets.secrets {
+                    let mut marks = blk.marks;
+                    while marks != 0 {
+                        let p = base + marks.trailing_zeros() as usize;
+                        marks &= marks - 1;
+                        spans.extend(token(buf, p, in_pem));
+                    }
+                }
+            });
         }
         if self.sets.ip {
             let mut skip = 0;
@@ -479,33 +419,16 @@ impl Redactor {
         }
     }
 
-    fn check(&self, st: &mut State, buf: &[u8], p: usize, t: Trigger) -> Option<Span> {
-        match t {
-            Trigger::Hf(n) => secrets::hf(buf, p, n),
-            Trigger::Sk => secrets::sk(buf, p),
-            Trigger::Aws => secrets::aws(buf, p),
-            Trigger::Github => secrets::github(buf, p, false),
-            Trigger::GithubPat => secrets::github(buf, p, true),
-            Trigger::Jwt => secrets::jwt(buf, p),
-            Trigger::Bearer => secrets::bearer(buf, p),
-            Trigger::Basic => secrets::basic(buf, p),
-            Trigger::Pem => {
-                let (span, open) = secrets::pem_begin(buf, p)?;
-                if open {
-                    st.in_pem = true;
-                }
-                Some(span)
-            }
-        }
-    }
-
     fn emit(&self, st: &mut State, buf: &[u8], out: &mut Vec<u8>) {
         if st.spans.is_empty() {
             out.extend_from_slice(buf);
             return;
         }
-        st.spans
-            .sort_unstable_by_key(|s| (s.start, std::cmp::Reverse(s.end), s.kind.rank()));
+        // Spans come almost in order (block by block): a stable sort merges the runs.
+        let key = |s: &Span| (s.start, std::cmp::Reverse(s.end), s.kind.rank());
+        if !st.spans.is_sorted_by_key(key) {
+            st.spans.sort_by_key(key);
+        }
         let mut at = 0;
         let mut i = 0;
         let spans = &st.spans;
@@ -542,7 +465,8 @@ impl Redactor {
 }
 
 /// Key names (their last letters, lowercase) whose values are secrets (`true`) or prompts:
-/// a cheap first sort, the rules check the whole name.
+/// a cheap first sort, the rules check the whole name. Grouped by their last two letters, on
+/// which [`word_at`] dispatches: its ranges follow this order.
 const KEY_WORDS: [(&[u8], bool); 17] = [
     (b"token", true),
     (b"secret", true),
@@ -626,7 +550,24 @@ fn word_at(buf: &[u8], e: usize) -> Option<bool> {
             (1u64 << (8 * e)) - 1,
         ),
     };
-    PACKED_WORDS
+    // The last two letters pick the few words to compare (the table is grouped by them).
+    let last2 = |w: &[u8; 2]| u64::from(u16::from_be_bytes([w[0] | 0x20, w[1] | 0x20]));
+    let range = match t & 0xffff {
+        x if x == last2(b"en") => 0..1,
+        x if x == last2(b"et") => 1..2,
+        x if x == last2(b"rd") => 2..3,
+        x if x == last2(b"wd") => 3..5,
+        x if x == last2(b"ey") => 5..8,
+        x if x == last2(b"pt") => 8..9,
+        x if x == last2(b"ts") => 9..10,
+        x if x == last2(b"ds") => 10..12,
+        x if x == last2(b"es") => 12..13,
+        x if x == last2(b"nt") => 13..14,
+        x if x == last2(b"xt") => 14..15,
+        x if x == last2(b"ut") => 15..17,
+        _ => return None,
+    };
+    PACKED_WORDS[range]
         .iter()
         .find(|(v, mask, _)| mask & avail == *mask && t & mask == *v)
         .map(|w| w.2)
@@ -648,6 +589,64 @@ fn keyed(sets: Sets, buf: &[u8], p: usize, open: &mut Option<ValueScan>) -> Opti
     match key_kind(buf, e)? {
         true if sets.secrets => secrets::key_value(buf, e, 0),
         false if sets.prompts => prompts::field(buf, e, 0, open),
+        _ => None,
+    }
+}
+
+/// A token recognised around the mark at `p` (see [`classify`]): a prefixed key (`hf_`,
+/// `api_org_`, `ghp_`, `github_pat_`, `sk-`, `AKIA`..., `eyJ`), a bearer or basic credential, or
+/// a private-key block (`in_pem` is set when it goes on past the buffer).
+fn token(buf: &[u8], p: usize, in_pem: &mut bool) -> Option<Span> {
+    let head = &buf[..=p];
+    match buf[p] {
+        b'_' => {
+            if head.ends_with(b"hf_") {
+                secrets::hf(buf, p - 2, 3)
+            } else if head.ends_with(b"api_org_") {
+                secrets::hf(buf, p - 7, 8)
+            } else if head.ends_with(b"github_pat_") {
+                secrets::github(buf, p - 10, true)
+            } else if p >= 3
+                && &buf[p - 3..p - 1] == b"gh"
+                && matches!(buf[p - 1], b'p' | b'o' | b'u' | b's' | b'r')
+            {
+                secrets::github(buf, p - 3, false)
+            } else {
+                None
+            }
+        }
+        b'-' => {
+            if head.ends_with(b"sk-") {
+                secrets::sk(buf, p - 2)
+            } else if buf[p..].starts_with(b"-----BEGIN ") {
+                let (span, open) = secrets::pem_begin(buf, p)?;
+                *in_pem |= open;
+                Some(span)
+            } else {
+                None
+            }
+        }
+        b'A' => {
+            let rest = &buf[p + 1..];
+            let prefixed = [&b"KIA"[..], b"SIA", b"BIA", b"CCA", b"3T"]
+                .iter()
+                .any(|x| rest.starts_with(x));
+            if prefixed { secrets::aws(buf, p) } else { None }
+        }
+        b'J' if p >= 2 && &buf[p - 2..p] == b"ey" => secrets::jwt(buf, p - 2),
+        b'b' | b'B' => {
+            let word = |w: &[u8]| {
+                buf.get(p + 1..p + 1 + w.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(w))
+            };
+            if word(b"earer") {
+                secrets::bearer(buf, p + 1)
+            } else if word(b"asic") {
+                secrets::basic(buf, p + 1)
+            } else {
+                None
+            }
+        }
         _ => None,
     }
 }

@@ -46,15 +46,13 @@ pub fn line_end(buf: &[u8], pos: usize) -> usize {
 
 /// Calls `f(start, end)` for every maximal run of digits joined by single separators (space or
 /// `-`) that holds at least [`MIN_DIGITS`] digits and a digit core (see
-/// [`Masks::digit_cores`](super::classify::Masks::digit_cores)).
+/// [`Block::digits`](super::classify::Block::digits)).
 pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
-    let mut m = super::classify::Masks::default();
-    m.classify(buf);
     let mut skip = 0;
-    for k in 0..m.digit.len() - 1 {
-        let mut core = m.digit_cores(k);
+    super::classify::candidates(buf, 0, |b| {
+        let mut core = b.digits;
         while core != 0 {
-            let pos = k * 64 + core.trailing_zeros() as usize;
+            let pos = b.base + core.trailing_zeros() as usize;
             core &= core - 1;
             if pos < skip {
                 continue;
@@ -65,7 +63,7 @@ pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
                 f(s, e);
             }
         }
-    }
+    });
 }
 
 #[inline]

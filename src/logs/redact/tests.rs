@@ -359,3 +359,36 @@ fn values_cut_at_the_cap_stay_redacted() {
         "INFO:x:prompt='[REDACTED:prompt]\n[REDACTED:prompt]\n[REDACTED:prompt]' size=1"
     );
 }
+
+#[test]
+fn every_key_word_is_recognised() {
+    for (w, secret) in super::KEY_WORDS {
+        for key in [
+            w.to_vec(),
+            w.to_ascii_uppercase(),
+            [b"x_".as_slice(), w].concat(),
+        ] {
+            assert_eq!(
+                super::word_at(&key, key.len()),
+                Some(secret),
+                "{}",
+                String::from_utf8_lossy(&key)
+            );
+        }
+    }
+    for other in [
+        "throughput",
+        "https",
+        "Request",
+        "Swapped",
+        "pid",
+        "image_edit",
+        "level",
+    ] {
+        assert_eq!(
+            super::word_at(other.as_bytes(), other.len()),
+            None,
+            "{other}"
+        );
+    }
+}
