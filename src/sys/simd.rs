@@ -21,6 +21,16 @@ pub trait Lanes: Copy {
     fn or(self, o: Self) -> Self;
     /// One bit per lane, from the lane's top bit.
     fn bits(self) -> u64;
+    /// Whether [`Self::lookup`] is a couple of instructions here; where it is not, callers
+    /// should prefer comparisons.
+    const FAST_LOOKUP: bool;
+    /// Each lane `b` becomes `lo[b & 15] & hi[b >> 4]`: bytes sorted into up to eight
+    /// classes, one bit each, by their two nibbles.
+    fn lookup(self, lo: &[u8; 16], hi: &[u8; 16]) -> Self;
+    /// One bit per lane: whether bit `k` (0-7) of the lane is set.
+    fn bit(self, k: u32) -> u64;
+    /// One bit per lane: whether the lane has any of `bits` set.
+    fn any(self, bits: u8) -> u64;
 }
 
 /// Code generic over [`Lanes`], run by [`dispatch`].
@@ -80,13 +90,36 @@ impl Lanes for Portable {
     fn bits(self) -> u64 {
         u64::from(self.0.to_bitmask() as u16)
     }
+
+    const FAST_LOOKUP: bool = false;
+
+    #[inline(always)]
+    fn lookup(self, lo: &[u8; 16], hi: &[u8; 16]) -> Self {
+        let a = self.0.to_array();
+        Self(u8x16::new(std::array::from_fn(|i| {
+            lo[usize::from(a[i] & 15)] & hi[usize::from(a[i] >> 4)]
+        })))
+    }
+
+    #[inline(always)]
+    fn bit(self, k: u32) -> u64 {
+        let b = u8x16::splat(1 << k);
+        Self((self.0 & b).simd_eq(b)).bits()
+    }
+
+    #[inline(always)]
+    fn any(self, bits: u8) -> u64 {
+        !Self((self.0 & u8x16::splat(bits)).simd_eq(u8x16::splat(0))).bits() & 0xffff
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8, _mm256_sub_epi8,
+        __m256i, _mm_cvtsi32_si128, _mm_loadu_si128, _mm256_and_si256, _mm256_broadcastsi128_si256,
+        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8,
+        _mm256_sll_epi16, _mm256_srli_epi16, _mm256_sub_epi8,
     };
 
     use super::{Kernel, Lanes};
@@ -152,6 +185,44 @@ mod x86 {
             // SAFETY: AVX2, see above.
             u64::from(unsafe { _mm256_movemask_epi8(self.0) } as u32)
         }
+
+        const FAST_LOOKUP: bool = true;
+
+        #[inline(always)]
+        fn lookup(self, lo: &[u8; 16], hi: &[u8; 16]) -> Self {
+            // SAFETY: the tables are 16 readable bytes each, loaded unaligned. AVX2: see above.
+            unsafe {
+                let lo_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(lo.as_ptr().cast()));
+                let hi_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(hi.as_ptr().cast()));
+                let nib = _mm256_set1_epi8(0x0f);
+                let lo_i = _mm256_and_si256(self.0, nib);
+                let hi_i = _mm256_and_si256(_mm256_srli_epi16::<4>(self.0), nib);
+                Self(_mm256_and_si256(
+                    _mm256_shuffle_epi8(lo_t, lo_i),
+                    _mm256_shuffle_epi8(hi_t, hi_i),
+                ))
+            }
+        }
+
+        #[inline(always)]
+        fn bit(self, k: u32) -> u64 {
+            // Shifting each 16-bit lane left by `7 - k` moves bit `k` of both its bytes to
+            // their top bits. SAFETY: AVX2, see above.
+            let shift = unsafe { _mm_cvtsi32_si128((7 - k) as i32) };
+            Self(unsafe { _mm256_sll_epi16(self.0, shift) }).bits()
+        }
+
+        #[inline(always)]
+        fn any(self, bits: u8) -> u64 {
+            // SAFETY: AVX2, see above.
+            let none = unsafe {
+                _mm256_cmpeq_epi8(
+                    _mm256_and_si256(self.0, _mm256_set1_epi8(bits as i8)),
+                    _mm256_setzero_si256(),
+                )
+            };
+            !Self(none).bits() & 0xffff_ffff
+        }
     }
 }
 
@@ -174,6 +245,51 @@ mod tests {
                 digit |= v.in_range(b'0', 10).bits() << i;
             }
             (eq, digit)
+        }
+    }
+
+    /// The lookup, bit and any results for 64 bytes.
+    struct Classes<'a>(&'a [u8]);
+
+    const LO: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 3, 5, 9, 17, 33, 65, 129, 255];
+    const HI: [u8; 16] = [255, 1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 7, 0, 0, 0];
+
+    impl Kernel for Classes<'_> {
+        type Output = Vec<u64>;
+
+        #[inline(always)]
+        fn run<V: Lanes>(self) -> Vec<u64> {
+            let mut out = vec![0u64; 9];
+            for i in (0..64).step_by(V::WIDTH) {
+                let c = V::load(&self.0[i..]).lookup(&LO, &HI);
+                for k in 0..8 {
+                    out[k as usize] |= c.bit(k) << i;
+                }
+                out[8] |= c.any(0x81) << i;
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn lookups_agree() {
+        for start in [0u8, 64, 128, 192] {
+            let text: Vec<u8> = (start..=start + 63).collect();
+            let mut want = vec![0u64; 9];
+            for (i, b) in text.iter().enumerate() {
+                let c = LO[usize::from(b & 15)] & HI[usize::from(b >> 4)];
+                for (k, w) in want.iter_mut().take(8).enumerate() {
+                    *w |= u64::from(c >> k & 1) << i;
+                }
+                want[8] |= u64::from(c & 0x81 != 0) << i;
+            }
+            for portable in [true, false] {
+                assert_eq!(
+                    dispatch(Classes(&text), portable),
+                    want,
+                    "from {start}, portable={portable}"
+                );
+            }
         }
     }
 

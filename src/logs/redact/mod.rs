@@ -92,12 +92,29 @@ pub struct Span {
 }
 
 impl Span {
+    /// The order spans are merged in: by start, the longest first, the most specific kind first.
+    fn order(&self) -> (usize, std::cmp::Reverse<usize>, u8) {
+        (self.start, std::cmp::Reverse(self.end), self.kind.rank())
+    }
+
     fn new(start: usize, end: usize, kind: Kind) -> Self {
         Self {
             start,
             end,
             kind,
             repl: None,
+        }
+    }
+}
+
+/// Moves the spans from `first` on into order, one at a time (each is usually in place or
+/// one step off: the spans of one block are found by kind, not by position).
+fn settle(spans: &mut [Span], first: usize) {
+    for i in first.max(1)..spans.len() {
+        let mut j = i;
+        while j > 0 && spans[j - 1].order() > spans[j].order() {
+            spans.swap(j - 1, j);
+            j -= 1;
         }
     }
 }
@@ -158,6 +175,8 @@ pub struct RuleError {
 #[derive(Debug)]
 pub struct Redactor {
     sets: Sets,
+    /// Classify with the portable 128-bit vectors even where wider ones exist.
+    portable: bool,
     custom: Vec<Custom>,
     names: Vec<Vec<u8>>,
 }
@@ -205,9 +224,18 @@ impl Redactor {
         }
         Ok(Self {
             sets,
+            portable: false,
             custom,
             names,
         })
+    }
+
+    /// The same redactor on the portable 128-bit vectors even where AVX2 is there: the speed
+    /// of CPUs without it, and a check that both give the same text.
+    #[must_use]
+    pub fn with_portable_vectors(mut self) -> Self {
+        self.portable = true;
+        self
     }
 
     /// The rule sets in use.
@@ -326,65 +354,72 @@ impl Redactor {
                 ..
             } = st;
             let mut skip_digits = 0;
-            classify::candidates(hay, from, |blk| {
-                let base = blk.base;
-                if sets.pii {
-                    let mut core = blk.digits;
-                    while core != 0 {
-                        let pos = base - from + core.trailing_zeros() as usize;
-                        core &= core - 1;
-                        if pos < skip_digits {
-                            continue;
-                        }
-                        let (s, e, digits) = scan::expand(hay, pos);
-                        skip_digits = e;
-                        if digits >= scan::MIN_DIGITS {
-                            pii::digits(buf, from + s, from + e, spans);
-                        }
-                    }
-                }
-                let mut special = blk.special;
-                while special != 0 {
-                    let p = base + special.trailing_zeros() as usize;
-                    special &= special - 1;
-                    let span = match buf[p] {
-                        b'@' => {
-                            if sets.secrets
-                                && let Some(s) = url_userinfo_before(buf, p)
-                            {
-                                spans.push(s);
+            classify::candidates_with(
+                hay,
+                from,
+                |blk| {
+                    let base = blk.base;
+                    let first = spans.len();
+                    if sets.pii {
+                        let mut core = blk.digits;
+                        while core != 0 {
+                            let pos = base - from + core.trailing_zeros() as usize;
+                            core &= core - 1;
+                            if pos < skip_digits {
+                                continue;
                             }
-                            if sets.pii {
-                                pii::email(buf, p, 1)
-                            } else {
-                                None
+                            let (s, e, digits) = scan::expand(hay, pos);
+                            skip_digits = e;
+                            if digits >= scan::MIN_DIGITS {
+                                pii::digits(buf, from + s, from + e, spans);
                             }
                         }
-                        b'?' if sets.prompts => prompts::query(buf, p),
-                        b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
-                            pii::email(buf, p, 3)
+                    }
+                    let mut special = blk.special;
+                    while special != 0 {
+                        let p = base + special.trailing_zeros() as usize;
+                        special &= special - 1;
+                        let span = match buf[p] {
+                            b'@' => {
+                                if sets.secrets
+                                    && let Some(s) = url_userinfo_before(buf, p)
+                                {
+                                    spans.push(s);
+                                }
+                                if sets.pii {
+                                    pii::email(buf, p, 1)
+                                } else {
+                                    None
+                                }
+                            }
+                            b'?' if sets.prompts => prompts::query(buf, p),
+                            b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
+                                pii::email(buf, p, 3)
+                            }
+                            _ => None,
+                        };
+                        spans.extend(span);
+                    }
+                    if sets.prompts || sets.secrets {
+                        let mut ends = blk.keys;
+                        while ends != 0 {
+                            let p = base + ends.trailing_zeros() as usize;
+                            ends &= ends - 1;
+                            spans.extend(keyed(sets, buf, p, open));
                         }
-                        _ => None,
-                    };
-                    spans.extend(span);
-                }
-                if sets.prompts || sets.secrets {
-                    let mut ends = blk.keys;
-                    while ends != 0 {
-                        let p = base + ends.trailing_zeros() as usize;
-                        ends &= ends - 1;
-                        spans.extend(keyed(sets, buf, p, open));
                     }
-                }
-                if sets.secrets {
-                    let mut marks = blk.marks;
-                    while marks != 0 {
-                        let p = base + marks.trailing_zeros() as usize;
-                        marks &= marks - 1;
-                        spans.extend(token(buf, p, in_pem));
+                    if sets.secrets {
+                        let mut marks = blk.marks;
+                        while marks != 0 {
+                            let p = base + marks.trailing_zeros() as usize;
+                            marks &= marks - 1;
+                            spans.extend(token(buf, p, in_pem));
+                        }
                     }
-                }
-            });
+                    settle(spans, first);
+                },
+                self.portable,
+            );
         }
         if self.sets.ip {
             let mut skip = 0;
@@ -424,10 +459,9 @@ impl Redactor {
             out.extend_from_slice(buf);
             return;
         }
-        // Spans come almost in order (block by block): a stable sort merges the runs.
-        let key = |s: &Span| (s.start, std::cmp::Reverse(s.end), s.kind.rank());
-        if !st.spans.is_sorted_by_key(key) {
-            st.spans.sort_by_key(key);
+        // Spans found block by block are in order already; IPs and custom rules may not be.
+        if !st.spans.is_sorted_by_key(Span::order) {
+            st.spans.sort_by_key(Span::order);
         }
         let mut at = 0;
         let mut i = 0;
