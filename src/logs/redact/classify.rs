@@ -7,8 +7,8 @@
 //! - a `dddd` group followed, after at most one byte, by another (IDs, phones, cards);
 //! - `@`, `?`, `%` (emails, URL credentials, query strings);
 //! - `:`/`=` right after a key such as `token=`, `"content": ` or `prompt: '`;
-//! - token prefixes: `_`/`-` followed by 16 word characters (`hf_`, `sk-`, `ghp_`), `A`/`J`
-//!   followed by 8 (`AKIA`, `eyJ`), `b` with a blank 5 or 6 bytes on (`basic`, `bearer`), and
+//! - token prefixes: `_`/`-` followed by 16 word characters (`hf_`, `sk-`, `ghp_`), `A`
+//!   starting 16 (`AKIA`), `J` followed by 8 (`eyJ`), `b` with a blank 5 or 6 bytes on (`basic`, `bearer`), and
 //!   runs of five dashes (`-----BEGIN`).
 //!
 //! Only blocks holding a candidate are reported; a clean block costs its classification.
@@ -46,8 +46,10 @@ struct Raw {
     word: u64,
     /// `_`, `-`.
     join: u64,
-    /// `A`, `J`.
-    cap: u64,
+    /// `A`.
+    a: u64,
+    /// `J`.
+    j: u64,
     /// `b`, `B`.
     b: u64,
 }
@@ -68,7 +70,7 @@ mod nibbles {
     pub const UNDERSCORE: u8 = 4;
     /// `-`.
     pub const DASH: u8 = 5;
-    /// `A` `J`.
+    /// `A`.
     pub const CAP: u8 = 6;
     /// `0x30..=0x7f`: digits, letters and some punctuation.
     pub const WORDISH: u8 = 7;
@@ -80,7 +82,7 @@ mod nibbles {
         (BLANK, &[0, 2], &[0, 2, 7, 9]),
         (UNDERSCORE, &[5], &[0xf]),
         (DASH, &[2], &[0xd]),
-        (CAP, &[4], &[1, 0xa]),
+        (CAP, &[4], &[1]),
         (
             WORDISH,
             &[3, 4, 5, 6, 7],
@@ -140,7 +142,8 @@ fn classify<V: Lanes>(block: &[u8]) -> Raw {
             << i;
         r.word |= lower.in_range(b'a', 26).or(digit).or(join).bits() << i;
         r.join |= join.bits() << i;
-        r.cap |= v.eq(b'A').or(v.eq(b'J')).bits() << i;
+        r.a |= v.eq(b'A').bits() << i;
+        r.j |= v.eq(b'J').bits() << i;
         r.b |= lower.eq(b'b').bits() << i;
         i += V::WIDTH;
     }
@@ -161,7 +164,8 @@ fn classify_by_nibbles<V: Lanes>(block: &[u8]) -> Raw {
         r.tail |= c.bit(TAIL.into()) << i;
         r.blank |= c.bit(BLANK.into()) << i;
         r.join |= c.any(1 << UNDERSCORE | 1 << DASH) << i;
-        r.cap |= c.bit(CAP.into()) << i;
+        r.a |= c.bit(CAP.into()) << i;
+        r.j |= v.eq(b'J').bits() << i;
         r.b |= v.or(V::splat(0x20)).eq(b'b').bits() << i;
         r.word |= c.any(1 << WORDISH | 1 << UNDERSCORE | 1 << DASH) << i;
         r.special |= v.eq(b'@').or(v.eq(b'?')).or(v.eq(b'%')).bits() << i;
@@ -203,7 +207,8 @@ fn derive(prev: &Raw, cur: &Raw, next: &Raw) -> Block {
     let z = ahead(cur.blank, next.blank);
     let marks = (cur.join & (l16 >> 1) as u64)
         | dashes5 as u64
-        | (cur.cap & (l8 >> 1) as u64)
+        | (cur.a & l16 as u64)
+        | (cur.j & (l8 >> 1) as u64)
         | (cur.b & ((z >> 5) | (z >> 6)) as u64);
 
     Block {
