@@ -241,13 +241,18 @@ struct Scan<'a, F> {
     f: F,
 }
 
-impl<F: FnMut(&Block)> Kernel for Scan<'_, F> {
+/// Blocks handed over at a time: the handler runs outside the classification loop.
+const BATCH: usize = 32;
+
+impl<F: FnMut(&[Block])> Kernel for Scan<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: Lanes>(self) {
         let Scan { hay, base, mut f } = self;
         let n = hay.len().div_ceil(64);
+        let mut found = [Block::default(); BATCH];
+        let mut len = 0;
         let mut prev = Raw::default();
         let mut cur = raw::<V>(hay, 0);
         for k in 0..n {
@@ -255,22 +260,30 @@ impl<F: FnMut(&Block)> Kernel for Scan<'_, F> {
             let mut b = derive(&prev, &cur, &next);
             if b.digits | b.special | b.keys | b.marks != 0 {
                 b.base = base + k * 64;
-                f(&b);
+                found[len] = b;
+                len += 1;
+                if len == BATCH {
+                    f(&found);
+                    len = 0;
+                }
             }
             prev = cur;
             cur = next;
         }
+        if len > 0 {
+            f(&found[..len]);
+        }
     }
 }
 
-/// Calls `f` with each block of `hay` (which starts at `base` in the caller's buffer) that
-/// holds candidates, in order.
-pub fn candidates(hay: &[u8], base: usize, f: impl FnMut(&Block)) {
+/// Calls `f` with the blocks of `hay` (which starts at `base` in the caller's buffer) that
+/// hold candidates, in order, a few at a time.
+pub fn candidates(hay: &[u8], base: usize, f: impl FnMut(&[Block])) {
     candidates_with(hay, base, f, false);
 }
 
 /// [`candidates`], optionally forcing the portable 128-bit vectors.
-pub fn candidates_with(hay: &[u8], base: usize, f: impl FnMut(&Block), portable: bool) {
+pub fn candidates_with(hay: &[u8], base: usize, f: impl FnMut(&[Block]), portable: bool) {
     simd::dispatch(Scan { hay, base, f }, portable);
 }
 
@@ -283,8 +296,8 @@ mod tests {
     fn blocks(text: &[u8]) -> Vec<Block> {
         let mut wide = Vec::new();
         let mut exact = Vec::new();
-        candidates_with(text, 0, |b| wide.push(*b), false);
-        candidates_with(text, 0, |b| exact.push(*b), true);
+        candidates_with(text, 0, |b| wide.extend_from_slice(b), false);
+        candidates_with(text, 0, |b| exact.extend_from_slice(b), true);
         for e in &exact {
             let w = wide
                 .iter()

@@ -357,66 +357,68 @@ impl Redactor {
             classify::candidates_with(
                 hay,
                 from,
-                |blk| {
-                    let base = blk.base;
-                    let first = spans.len();
-                    if sets.pii {
-                        let mut core = blk.digits;
-                        while core != 0 {
-                            let pos = base - from + core.trailing_zeros() as usize;
-                            core &= core - 1;
-                            if pos < skip_digits {
-                                continue;
-                            }
-                            let (s, e, digits) = scan::expand(hay, pos);
-                            skip_digits = e;
-                            if digits >= scan::MIN_DIGITS {
-                                pii::digits(buf, from + s, from + e, spans);
-                            }
-                        }
-                    }
-                    let mut special = blk.special;
-                    while special != 0 {
-                        let p = base + special.trailing_zeros() as usize;
-                        special &= special - 1;
-                        let span = match buf[p] {
-                            b'@' => {
-                                if sets.secrets
-                                    && let Some(s) = url_userinfo_before(buf, p)
-                                {
-                                    spans.push(s);
+                |found| {
+                    for blk in found {
+                        let base = blk.base;
+                        let first = spans.len();
+                        if sets.pii {
+                            let mut core = blk.digits;
+                            while core != 0 {
+                                let pos = base - from + core.trailing_zeros() as usize;
+                                core &= core - 1;
+                                if pos < skip_digits {
+                                    continue;
                                 }
-                                if sets.pii {
-                                    pii::email(buf, p, 1)
-                                } else {
-                                    None
+                                let (s, e, digits) = scan::expand(hay, pos);
+                                skip_digits = e;
+                                if digits >= scan::MIN_DIGITS {
+                                    pii::digits(buf, from + s, from + e, spans);
                                 }
                             }
-                            b'?' if sets.prompts => prompts::query(buf, p),
-                            b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
-                                pii::email(buf, p, 3)
+                        }
+                        let mut special = blk.special;
+                        while special != 0 {
+                            let p = base + special.trailing_zeros() as usize;
+                            special &= special - 1;
+                            let span = match buf[p] {
+                                b'@' => {
+                                    if sets.secrets
+                                        && let Some(s) = url_userinfo_before(buf, p)
+                                    {
+                                        spans.push(s);
+                                    }
+                                    if sets.pii {
+                                        pii::email(buf, p, 1)
+                                    } else {
+                                        None
+                                    }
+                                }
+                                b'?' if sets.prompts => prompts::query(buf, p),
+                                b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
+                                    pii::email(buf, p, 3)
+                                }
+                                _ => None,
+                            };
+                            spans.extend(span);
+                        }
+                        if sets.prompts || sets.secrets {
+                            let mut ends = blk.keys;
+                            while ends != 0 {
+                                let p = base + ends.trailing_zeros() as usize;
+                                ends &= ends - 1;
+                                spans.extend(keyed(sets, buf, p, open));
                             }
-                            _ => None,
-                        };
-                        spans.extend(span);
-                    }
-                    if sets.prompts || sets.secrets {
-                        let mut ends = blk.keys;
-                        while ends != 0 {
-                            let p = base + ends.trailing_zeros() as usize;
-                            ends &= ends - 1;
-                            spans.extend(keyed(sets, buf, p, open));
                         }
-                    }
-                    if sets.secrets {
-                        let mut marks = blk.marks;
-                        while marks != 0 {
-                            let p = base + marks.trailing_zeros() as usize;
-                            marks &= marks - 1;
-                            spans.extend(token(buf, p, in_pem));
+                        if sets.secrets {
+                            let mut marks = blk.marks;
+                            while marks != 0 {
+                                let p = base + marks.trailing_zeros() as usize;
+                                marks &= marks - 1;
+                                spans.extend(token(buf, p, in_pem));
+                            }
                         }
+                        settle(spans, first);
                     }
-                    settle(spans, first);
                 },
                 self.portable,
             );

@@ -49,18 +49,20 @@ pub fn line_end(buf: &[u8], pos: usize) -> usize {
 /// [`Block::digits`](super::classify::Block::digits)).
 pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
     let mut skip = 0;
-    super::classify::candidates(buf, 0, |b| {
-        let mut core = b.digits;
-        while core != 0 {
-            let pos = b.base + core.trailing_zeros() as usize;
-            core &= core - 1;
-            if pos < skip {
-                continue;
-            }
-            let (s, e, digits) = expand(buf, pos);
-            skip = e;
-            if digits >= MIN_DIGITS {
-                f(s, e);
+    super::classify::candidates(buf, 0, |blocks| {
+        for b in blocks {
+            let mut core = b.digits;
+            while core != 0 {
+                let pos = b.base + core.trailing_zeros() as usize;
+                core &= core - 1;
+                if pos < skip {
+                    continue;
+                }
+                let (s, e, digits) = expand(buf, pos);
+                skip = e;
+                if digits >= MIN_DIGITS {
+                    f(s, e);
+                }
             }
         }
     });
