@@ -2,6 +2,7 @@
 //! records at or above the policy's minimum. A record is a line with a level and the lines that
 //! continue it (indented lines, tracebacks); lines in formats not recognised are kept.
 
+use crate::logs::redact::scan::{find, find_all};
 use crate::policy::Level;
 
 /// What a line is, as far as levels go.
@@ -43,8 +44,8 @@ fn strip_process_prefix(line: &[u8]) -> &[u8] {
         return line;
     }
     let head = &line[..line.len().min(64)];
-    match memchr::memmem::find(head, b") ") {
-        Some(end) if memchr::memmem::find(&head[..end], b"pid=").is_some() => &line[end + 2..],
+    match find(head, b") ") {
+        Some(end) if find(&head[..end], b"pid=").is_some() => &line[end + 2..],
         _ => line,
     }
 }
@@ -104,7 +105,7 @@ pub fn level_of(line: &[u8]) -> Option<Level> {
             return Some(l);
         }
         let head = &line[..line.len().min(96)];
-        for i in memchr::memmem::find_iter(head, b" - ") {
+        for i in find_all(head, b" - ") {
             if let Some(l) = word_level(&line[i + 3..]) {
                 return Some(l);
             }
@@ -113,7 +114,7 @@ pub fn level_of(line: &[u8]) -> Option<Level> {
     }
     // Go slog / logrus: `time=... level=INFO ...`.
     let head = &line[..line.len().min(96)];
-    let i = memchr::memmem::find(head, b"level=")?;
+    let i = find(head, b"level=")?;
     if i > 0 && head[i - 1] != b' ' {
         return None;
     }

@@ -691,7 +691,7 @@ fn token(buf: &[u8], p: usize, in_pem: &mut bool) -> Option<Span> {
 fn url_userinfo_before(buf: &[u8], p: usize) -> Option<Span> {
     let tok = scan::back_len(buf, p, |b| !scan::is_space(b) && b != b'"' && b != b'\'');
     let start = p - tok.min(512);
-    let scheme = memchr::memmem::rfind(&buf[start..p], b"://")?;
+    let scheme = scan::rfind(&buf[start..p], b"://")?;
     secrets::url_userinfo(buf, start + scheme)
 }
 

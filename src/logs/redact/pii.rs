@@ -171,7 +171,7 @@ pub fn email(buf: &[u8], p: usize, len: usize) -> Option<Span> {
     // `scheme://user:password@host`: userinfo, not an address (the secrets rules handle it).
     if s > 0 && buf[s - 1] == b':' {
         let tok = back_len(buf, s - 1, |b| !super::scan::is_space(b));
-        if memchr::memmem::find(&buf[s - 1 - tok..s - 1], b"://").is_some() {
+        if super::scan::find(&buf[s - 1 - tok..s - 1], b"://").is_some() {
             return None;
         }
     }

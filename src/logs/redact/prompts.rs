@@ -3,7 +3,7 @@
 //! Python-dict fields such as `"prompt"`, `"negative_prompt"`, `"messages"`, `"content"`,
 //! `"text"` and `"input"`.
 
-use super::scan::{back_len, is_space, is_word, line_end, run_len};
+use super::scan::{self, back_len, is_space, is_word, line_end, run_len};
 use super::{Kind, Span};
 
 /// Field names whose values are prompts (or model output, or token ids that decode to them).
@@ -28,11 +28,11 @@ pub fn query(buf: &[u8], p: usize) -> Option<Span> {
         !is_space(b) && !matches!(b, b'"' | b'\'' | b'<' | b'(' | b'[' | b'=')
     });
     let target = &buf[p - t..p];
-    if t == 0 || !(target[0] == b'/' || memchr::memmem::find(target, b"://").is_some()) {
+    if t == 0 || !(target[0] == b'/' || scan::find(target, b"://").is_some()) {
         return None;
     }
     let le = line_end(buf, p);
-    let end = match memchr::memmem::find(&buf[p..le], b" HTTP/") {
+    let end = match scan::find(&buf[p..le], b" HTTP/") {
         Some(i) => p + i,
         None => {
             p + 1
@@ -108,7 +108,7 @@ pub fn field(buf: &[u8], p: usize, len: usize, open: &mut Option<ValueScan>) -> 
     let ks = p - back_len(buf, p, is_word);
     let ke = p + len + run_len(buf, p + len, is_word);
     let name = &buf[ks..ke];
-    let prompt_like = memchr::memmem::find(name, b"prompt").is_some();
+    let prompt_like = scan::find(name, b"prompt").is_some();
     if !(KEYS.contains(&name) || name.ends_with(b"_prompt")) {
         return None;
     }

@@ -38,6 +38,29 @@ pub fn back_len(buf: &[u8], to: usize, pred: impl Fn(u8) -> bool) -> usize {
     buf[..to].iter().rev().take_while(|&&b| pred(b)).count()
 }
 
+/// The first `needle` (not empty) in `hay`. For the short needles and haystacks of one log
+/// line, where building a `memmem` searcher costs more than the search.
+#[inline]
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    memchr::memchr_iter(first, hay).find(|&i| hay[i + 1..].starts_with(rest))
+}
+
+/// The last `needle` (not empty) in `hay`; see [`find`].
+#[inline]
+pub fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    memchr::memrchr_iter(first, hay).find(|&i| hay[i + 1..].starts_with(rest))
+}
+
+/// Every `needle` (not empty) in `hay`, overlapping ones included; see [`find`].
+#[inline]
+pub fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let (first, rest) = needle.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
+    memchr::memchr_iter(first, hay)
+        .filter(move |&i| !needle.is_empty() && hay[i + 1..].starts_with(rest))
+}
+
 /// The end of the line holding `pos` (the index of its `\n`, or the buffer's end).
 #[inline]
 pub fn line_end(buf: &[u8], pos: usize) -> usize {
@@ -115,6 +138,18 @@ mod tests {
         let mut v = Vec::new();
         digit_spans(s.as_bytes(), |a, b| v.push(&s[a..b]));
         v
+    }
+
+    #[test]
+    fn short_searches() {
+        let hay = b"a - b - c://d";
+        assert_eq!(find(hay, b" - "), Some(1));
+        assert_eq!(rfind(hay, b" - "), Some(5));
+        assert_eq!(find(hay, b"://"), Some(9));
+        assert_eq!(find(hay, b"x"), None);
+        assert_eq!(find(b"ab", b"abc"), None);
+        assert_eq!(find_all(hay, b" - ").collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(find_all(b"aaa", b"aa").collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]
