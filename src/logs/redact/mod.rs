@@ -1,17 +1,16 @@
 //! Redaction of prompts, personal data and secrets, before anything reaches the disk.
 //!
-//! Two passes find the few places worth a look, then precise checks run only there:
-//! - one classification of every byte, 64 at a time with 128-bit vectors, into bit masks: digits
-//!   (a `dddd dddd` core marks a possible ID, phone or card), `@` `?` `%` (emails, URL
-//!   credentials, query strings), and `:`/`=` right after a key (`token=`, `"content": `,
-//!   `prompt: '`), whose name is then checked from its last letters;
-//! - an Aho-Corasick search (SIMD Teddy, case-sensitive) for the literal prefixes of tokens
-//!   (`hf_`, `sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN `, bearer and basic schemes).
+//! One pass over every byte finds the few places worth a look ([`classify`]): vectors (AVX2
+//! when the CPU has it) sort each 64-byte block into bit masks, and shifts across neighbouring
+//! blocks keep only candidates: digit groups that may be an ID, a phone or a card, `@` `?` `%`,
+//! `:`/`=` right after a key such as `token=` or `"content": `, and the prefixes of tokens
+//! (`hf_`, `sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN`, bearer and basic schemes). Precise checks
+//! run only there.
 //!
-//! Text around a match is copied through untouched; a clean line costs the two scans and
+//! Text around a match is copied through untouched; a clean block costs its classification and
 //! nothing else. Replacements read `[REDACTED:kind]`.
 
-pub mod classify;
+pub(crate) mod classify;
 mod pii;
 mod prompts;
 pub mod scan;
