@@ -270,16 +270,23 @@ pub fn key_value(buf: &[u8], p: usize, len: usize) -> Option<Span> {
 /// Shannon entropy of the value's bytes against a floor that grows with its length (a short
 /// value cannot reach 3.5 bits per character), so `aaaaaaaa` or `00000000` are not secrets.
 fn random_enough(v: &[u8]) -> bool {
+    let v = &v[..v.len().min(512)];
     let mut counts = [0u16; 256];
-    for &b in v.iter().take(512) {
-        counts[b as usize] += 1;
+    // The distinct bytes, so the sum below visits only them.
+    let mut distinct = [0u8; 256];
+    let mut kinds = 0;
+    for &b in v {
+        if counts[usize::from(b)] == 0 {
+            distinct[kinds] = b;
+            kinds += 1;
+        }
+        counts[usize::from(b)] += 1;
     }
-    let n = v.len().min(512) as f64;
-    let h: f64 = counts
+    let n = v.len() as f64;
+    let h: f64 = distinct[..kinds]
         .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
+        .map(|&b| {
+            let p = f64::from(counts[usize::from(b)]) / n;
             -p * p.log2()
         })
         .sum();
