@@ -418,3 +418,37 @@ fn every_vector_width_gives_the_same_text() {
         assert!(a.len() < text.len() && a.windows(10).any(|w| w == b"[REDACTED:"));
     }
 }
+
+#[test]
+fn a_number_running_out_of_a_redacted_value_is_still_checked() {
+    // The key ends at the space; the phone number it ends with goes on past it.
+    let out = r("key sk-abcdefghijklmnopqrstu1380013 8000 end");
+    assert_eq!(out, "key [REDACTED:api-key] end");
+    // Inside a redacted value, a token is not looked at again (the value names it).
+    assert_eq!(
+        r("INFO: prompt: 'use hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH now'"),
+        "INFO: prompt: '[REDACTED:prompt]'"
+    );
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_and_both_widths_agree() {
+    // Text made of the bytes the rules look at, so candidates sit at every offset and edge.
+    const ALPHABET: &[u8] =
+        b"0123456789 -_:=@?%'\"\t\nAJbBeyhfskgptnd.KIS3/\\-----BEGIN PRIVATE KEY\xe4\xb8\xad";
+    let wide = Redactor::new(Sets::ALL, &[]).unwrap();
+    let narrow = Redactor::new(Sets::ALL, &[])
+        .unwrap()
+        .with_portable_vectors();
+    let mut rng = crate::logs::corpus::Rng::new(99);
+    for _ in 0..20_000 {
+        let len = rng.below(300) as usize;
+        let text: Vec<u8> = (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
+            .collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        wide.redact(&mut State::default(), &text, &mut a);
+        narrow.redact(&mut State::default(), &text, &mut b);
+        assert!(a == b, "{:?}", String::from_utf8_lossy(&text));
+    }
+}
