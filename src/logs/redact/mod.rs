@@ -57,12 +57,6 @@ impl Kind {
         }
     }
 
-    /// Whether what lies inside a span of this kind needs no further look. A `key=value` secret
-    /// or a credential may hold a token whose kind names the replacement better.
-    fn covers(self) -> bool {
-        !matches!(self, Self::Secret | Self::Credentials)
-    }
-
     /// The name in `[REDACTED:name]`.
     pub fn name(self) -> &'static str {
         match self {
@@ -109,99 +103,6 @@ impl Span {
             kind,
             repl: None,
         }
-    }
-}
-
-/// The checks at the candidates of one buffer, in order, and what they found so far.
-struct Walk<'a> {
-    sets: Sets,
-    buf: &'a [u8],
-    /// `buf[from..]`: the part being searched (the start may continue a private key).
-    hay: &'a [u8],
-    from: usize,
-    spans: &'a mut Vec<Span>,
-    open: &'a mut Option<ValueScan>,
-    in_pem: &'a mut bool,
-    /// The end of the last digit run looked at.
-    skip_digits: usize,
-    /// The span found so far that reaches furthest (start, end): candidates inside it are in
-    /// a redacted value (a prompt, a query string, a private key, a token) and need no look,
-    /// except a digit run that goes on past its end.
-    cover: (usize, usize),
-}
-
-impl Walk<'_> {
-    /// The candidates of one block, by position (each byte is a candidate of one kind at most).
-    fn block(&mut self, blk: &classify::Block) {
-        let first = self.spans.len();
-        let mut all = blk.digits | blk.special | blk.keys | blk.marks;
-        while all != 0 {
-            let i = all.trailing_zeros();
-            all &= all - 1;
-            let p = blk.base + i as usize;
-            let bit = 1u64 << i;
-            if p < self.cover.1 && blk.digits & bit == 0 {
-                continue;
-            }
-            let before = self.spans.len();
-            if blk.digits & bit != 0 {
-                self.digits(p);
-            } else if blk.special & bit != 0 {
-                self.special(p);
-            } else if blk.keys & bit != 0 {
-                if self.sets.prompts || self.sets.secrets {
-                    let span = keyed(self.sets, self.buf, p, self.open);
-                    self.spans.extend(span);
-                }
-            } else if self.sets.secrets {
-                let span = token(self.buf, p, self.in_pem);
-                self.spans.extend(span);
-            }
-            for s in &self.spans[before..] {
-                if s.kind.covers() && s.end > self.cover.1 {
-                    self.cover = (s.start, s.end);
-                }
-            }
-        }
-        settle(self.spans, first);
-    }
-
-    /// A digit core at `p`: the digit run around it may be an ID, a phone or a card.
-    fn digits(&mut self, p: usize) {
-        let pos = p - self.from;
-        if !self.sets.pii || pos < self.skip_digits {
-            return;
-        }
-        let (s, e, digits) = scan::expand(self.hay, pos);
-        self.skip_digits = e;
-        let (s, e) = (self.from + s, self.from + e);
-        let inside = s >= self.cover.0 && e <= self.cover.1;
-        if digits >= scan::MIN_DIGITS && !inside {
-            pii::digits(self.buf, s, e, self.spans);
-        }
-    }
-
-    /// `@` (an email, URL credentials), `?` (a query string), `%` (`%40` in an email).
-    fn special(&mut self, p: usize) {
-        let (sets, buf) = (self.sets, self.buf);
-        let span = match buf[p] {
-            b'@' => {
-                if sets.secrets
-                    && let Some(s) = url_userinfo_before(buf, p)
-                {
-                    self.spans.push(s);
-                }
-                if sets.pii {
-                    pii::email(buf, p, 1)
-                } else {
-                    None
-                }
-            }
-            b'?' if sets.prompts => prompts::query(buf, p),
-            b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => pii::email(buf, p, 3),
-            _ => None,
-        };
-        self.spans.extend(span);
     }
 }
 
@@ -451,21 +352,73 @@ impl Redactor {
                 in_pem,
                 ..
             } = st;
-            let mut walk = Walk {
-                sets,
-                buf,
-                hay,
-                from,
-                spans,
-                open,
-                in_pem,
-                skip_digits: 0,
-                cover: (0, 0),
-            };
+            let mut skip_digits = 0;
             classify::candidates_with(
                 hay,
                 from,
-                |found| found.iter().for_each(|blk| walk.block(blk)),
+                |found| {
+                    for blk in found {
+                        let base = blk.base;
+                        let first = spans.len();
+                        if sets.pii {
+                            let mut core = blk.digits;
+                            while core != 0 {
+                                let pos = base - from + core.trailing_zeros() as usize;
+                                core &= core - 1;
+                                if pos < skip_digits {
+                                    continue;
+                                }
+                                let (s, e, digits) = scan::expand(hay, pos);
+                                skip_digits = e;
+                                if digits >= scan::MIN_DIGITS {
+                                    pii::digits(buf, from + s, from + e, spans);
+                                }
+                            }
+                        }
+                        let mut special = blk.special;
+                        while special != 0 {
+                            let p = base + special.trailing_zeros() as usize;
+                            special &= special - 1;
+                            let span = match buf[p] {
+                                b'@' => {
+                                    if sets.secrets
+                                        && let Some(s) = url_userinfo_before(buf, p)
+                                    {
+                                        spans.push(s);
+                                    }
+                                    if sets.pii {
+                                        pii::email(buf, p, 1)
+                                    } else {
+                                        None
+                                    }
+                                }
+                                b'?' if sets.prompts => prompts::query(buf, p),
+                                b'%' if sets.pii && buf[p + 1..].starts_with(b"40") => {
+                                    pii::email(buf, p, 3)
+                                }
+                                _ => None,
+                            };
+                            spans.extend(span);
+                        }
+                        if sets.prompts || sets.secrets {
+                            let mut ends = blk.keys;
+                            while ends != 0 {
+                                let p = base + ends.trailing_zeros() as usize;
+                                ends &= ends - 1;
+                                spans.extend(keyed(sets, buf, p, open));
+                            }
+                        }
+                        if sets.secrets {
+                            let mut marks = blk.marks;
+                            while marks != 0 {
+                                let p = base + marks.trailing_zeros() as usize;
+                                marks &= marks - 1;
+                                spans.extend(token(buf, p, in_pem));
+                            }
+                        }
+                        settle(spans, first);
+                    }
+                },
                 self.portable,
             );
         }

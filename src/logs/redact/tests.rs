@@ -424,7 +424,7 @@ fn a_number_running_out_of_a_redacted_value_is_still_checked() {
     // The key ends at the space; the phone number it ends with goes on past it.
     let out = r("key sk-abcdefghijklmnopqrstu1380013 8000 end");
     assert_eq!(out, "key [REDACTED:api-key] end");
-    // Inside a redacted value, a token is not looked at again (the value names it).
+    // A token inside a prompt: the prompt names the replacement.
     assert_eq!(
         r("INFO: prompt: 'use hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH now'"),
         "INFO: prompt: '[REDACTED:prompt]'"
