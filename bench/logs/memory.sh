@@ -28,6 +28,10 @@ user    = "nobody"
 group   = "$group"
 restart = { policy = "never" }
 
+[integrity]                   # no model tree here: nothing to verify or scan
+verify = "off"
+scan   = false
+
 [logs]
 dir    = "logs"
 level  = "info"
@@ -37,8 +41,8 @@ TOML
 
 printf '%-10s %12s %8s  %s\n' "streamed" "peak RSS" "wall" "lines in the log files"
 for n in ${@:-50 500}; do
-    yes "INFO:app:edit request prompt='a red fox' user 13800138000 token=Zk3q9XbT2LmNp4" \
-        | head -c "${n}M" > "$work/in.log"
+    head -c "${n}M" > "$work/in.log" \
+        < <(yes "INFO:app:edit request prompt='a red fox' user 13800138000 token=Zk3q9XbT2LmNp4")
     chmod 644 "$work/in.log"
     rm -rf "$work/logs"
     if ! /usr/bin/time -o "$work/time" -f '%M %e' \
@@ -48,7 +52,7 @@ for n in ${@:-50 500}; do
         exit 1
     fi
     read -r kib secs < "$work/time"
-    sent=$(wc -l < "$work/in.log")
+    sent=$(awk 'END { print NR }' "$work/in.log")
     kept=$(zcat -f "$work/logs"/logmem.log* | wc -l)
     printf '%-10s %8.1f MiB %6s s  %s of %s\n' "$n MiB" "$(echo "$kib / 1024" | bc -l)" "$secs" \
         "$kept" "$sent"
