@@ -9,4 +9,4 @@ pub mod ids;
 pub mod mem;
 pub mod process;
 pub mod sandbox;
-pub mod simd;
+pub(crate) mod simd;

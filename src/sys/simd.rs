@@ -34,6 +34,9 @@ pub trait Lanes: Copy {
 }
 
 /// Code generic over [`Lanes`], run by [`dispatch`].
+///
+/// A `V` value must not leave `run` (kept in a static, boxed as a trait object): the AVX2
+/// methods are sound only while `run` executes under [`dispatch`], which checked the CPU.
 pub trait Kernel {
     type Output;
     /// Runs with vectors `V`; implementations should be `#[inline(always)]` so they are
