@@ -352,7 +352,7 @@ impl Redactor {
                 in_pem,
                 ..
             } = st;
-            let mut skip_digits = 0;
+            let mut digit_runs = scan::DigitRuns::default();
             classify::candidates_with(
                 hay,
                 from,
@@ -365,12 +365,7 @@ impl Redactor {
                             while core != 0 {
                                 let pos = base - from + core.trailing_zeros() as usize;
                                 core &= core - 1;
-                                if pos < skip_digits {
-                                    continue;
-                                }
-                                let (s, e, digits) = scan::expand(hay, pos);
-                                skip_digits = e;
-                                if digits >= scan::MIN_DIGITS {
+                                if let Some((s, e)) = digit_runs.at(hay, pos) {
                                     pii::digits(buf, from + s, from + e, spans);
                                 }
                             }

@@ -67,23 +67,39 @@ pub fn line_end(buf: &[u8], pos: usize) -> usize {
     memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i)
 }
 
-/// Calls `f(start, end)` for every maximal run of digits joined by single separators (space or
-/// `-`) that holds at least [`MIN_DIGITS`] digits and a digit core (see
-/// [`Block::digits`](super::classify::Block::digits)).
+/// Turns the digit cores of a buffer, in order, into the digit runs worth checking: maximal
+/// runs of digits joined by single separators (space or `-`) holding at least [`MIN_DIGITS`]
+/// digits, each once however many cores it has.
+#[derive(Debug, Default)]
+pub struct DigitRuns {
+    /// The end of the last run: cores before it belong to it.
+    seen: usize,
+}
+
+impl DigitRuns {
+    /// The run around the core at `pos` (see [`Block::digits`](super::classify::Block::digits)),
+    /// unless it was returned already or is too short.
+    #[inline]
+    pub fn at(&mut self, buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+        if pos < self.seen {
+            return None;
+        }
+        let (s, e, digits) = expand(buf, pos);
+        self.seen = e;
+        (digits >= MIN_DIGITS).then_some((s, e))
+    }
+}
+
+/// Calls `f(start, end)` for every digit run of `buf` worth checking (see [`DigitRuns`]).
 pub fn digit_spans(buf: &[u8], mut f: impl FnMut(usize, usize)) {
-    let mut skip = 0;
+    let mut runs = DigitRuns::default();
     super::classify::candidates(buf, 0, |blocks| {
         for b in blocks {
             let mut core = b.digits;
             while core != 0 {
                 let pos = b.base + core.trailing_zeros() as usize;
                 core &= core - 1;
-                if pos < skip {
-                    continue;
-                }
-                let (s, e, digits) = expand(buf, pos);
-                skip = e;
-                if digits >= MIN_DIGITS {
+                if let Some((s, e)) = runs.at(buf, pos) {
                     f(s, e);
                 }
             }
@@ -98,7 +114,7 @@ fn is_sep(b: u8) -> bool {
 
 /// The maximal digit run around `pos` (a digit) and its digit count. A leading `%XX` escape's
 /// digits are not part of it.
-pub fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+fn expand(buf: &[u8], pos: usize) -> (usize, usize, usize) {
     let mut s = pos;
     loop {
         if s > 0 && is_digit(buf[s - 1]) {
