@@ -18,6 +18,22 @@ pub enum J {
     Obj(Vec<(String, J)>),
 }
 
+impl J {
+    /// An array of non-negative integers, as `u64`s.
+    fn u64s(&self) -> Option<Vec<u64>> {
+        match self {
+            J::Arr(a) => a
+                .iter()
+                .map(|x| match x {
+                    J::Num(n) => n.as_u64(),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for J {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -239,16 +255,7 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
             ));
             continue;
         };
-        let shape: Option<Vec<u64>> = match get("shape") {
-            Some(J::Arr(a)) => a
-                .iter()
-                .map(|x| match x {
-                    J::Num(n) => n.as_u64(),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        };
+        let shape = get("shape").and_then(J::u64s);
         let Some(shape) = shape else {
             out.push(bad(
                 Severity::Medium,
@@ -257,16 +264,7 @@ pub fn check(data: &[u8]) -> Vec<Finding> {
             ));
             continue;
         };
-        let offsets: Option<Vec<u64>> = match get("data_offsets") {
-            Some(J::Arr(a)) if a.len() == 2 => a
-                .iter()
-                .map(|x| match x {
-                    J::Num(n) => n.as_u64(),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        };
+        let offsets = get("data_offsets").and_then(J::u64s);
         let Some([begin, end]) = offsets
             .as_deref()
             .and_then(|o| <[u64; 2]>::try_from(o).ok())
