@@ -575,7 +575,7 @@ pub fn mixed_log(seed: u64, bytes: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use crate::logs::redact::{Redactor, Sets, State};
+    use crate::logs::redact::{Redactor, Sets, State, classify};
 
     /// CPU time of this thread, from the kernel's scheduler statistics.
     fn cpu_ns() -> u64 {
@@ -586,10 +586,33 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// MB per CPU-second of `reps` runs of `f` over `bytes` bytes.
+    fn rate(bytes: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+        let t = cpu_ns();
+        for _ in 0..reps {
+            f();
+        }
+        (reps * bytes) as f64 / ((cpu_ns() - t) as f64 / 1e9) / 1e6
+    }
+
+    /// Whole-line batches of at most 256 KiB.
+    fn batches(text: &[u8]) -> Vec<&[u8]> {
+        let mut v = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let end = (at + (256 << 10)).min(text.len());
+            let end = memchr::memrchr(b'\n', &text[at..end]).map_or(text.len(), |i| at + i + 1);
+            v.push(&text[at..end]);
+            at = end;
+        }
+        v
+    }
+
     #[test]
     #[ignore = "a speed probe; the benchmark is `cargo bench --bench logs`"]
     fn speed_probe() {
         let text = super::mixed_log(7, 64 << 20);
+        let parts = batches(&text);
         let which = std::env::var("PROBE").unwrap_or_default();
         let red = Redactor::new(
             Sets {
@@ -602,106 +625,56 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        let mut blocks = 0;
-        let t = cpu_ns();
-        for _ in 0..5 {
-            let mut at = 0;
-            while at < text.len() {
-                let end = (at + (256 << 10)).min(text.len());
-                crate::logs::redact::classify::candidates(&text[at..end], 0, |b| {
-                    blocks += b.iter().map(|b| b.keys.count_ones()).sum::<u32>();
+        let mut keys = 0u32;
+        let mb = rate(text.len(), 5, || {
+            for p in &parts {
+                classify::candidates(p, 0, |b| {
+                    keys += b.iter().map(|b| b.keys.count_ones()).sum::<u32>();
                 });
-                at = end;
             }
-        }
-        let secs = (cpu_ns() - t) as f64 / 1e9;
-        eprintln!(
-            "{:.0} MB/s classification alone ({blocks} keys)",
-            5.0 * text.len() as f64 / secs / 1e6
-        );
+        });
+        eprintln!("{mb:.0} MB/s classification alone ({keys} keys)");
         for (name, every) in [("clean only", u64::MAX), ("dirty only", 1)] {
             let lines = super::labelled(5, 3000, every);
-            let mut t2 = Vec::new();
+            let mut some = Vec::new();
             for l in &lines {
-                t2.extend_from_slice(l.text.as_bytes());
-                t2.push(b'\n');
+                some.extend_from_slice(l.text.as_bytes());
+                some.push(b'\n');
             }
-            let t = cpu_ns();
             let mut st = State::default();
-            let reps = 300;
-            for _ in 0..reps {
+            let mb = rate(some.len(), 300, || {
                 out.clear();
-                red.redact(&mut st, &t2, &mut out);
-            }
-            let secs = (cpu_ns() - t) as f64 / 1e9;
-            eprintln!(
-                "{:.0} MB/s {name}, {} bytes a line",
-                reps as f64 * t2.len() as f64 / secs / 1e6,
-                t2.len() / 3000
-            );
+                red.redact(&mut st, &some, &mut out);
+            });
+            eprintln!("{mb:.0} MB/s {name}, {} bytes a line", some.len() / 3000);
         }
-        let hot = &text[..256 << 10];
-        let hot = &hot[..=memchr::memrchr(b'\n', hot).unwrap_or(0)];
-        let t = cpu_ns();
+        let hot = parts[0];
         let mut st = State::default();
-        for _ in 0..1000 {
+        let mb = rate(hot.len(), 1000, || {
             out.clear();
             red.redact(&mut st, hot, &mut out);
-        }
-        let secs = (cpu_ns() - t) as f64 / 1e9;
-        eprintln!(
-            "{:.0} MB/s one batch in cache",
-            1000.0 * hot.len() as f64 / secs / 1e6
-        );
-        let mut keys = 0;
-        let t = cpu_ns();
-        for _ in 0..1000 {
-            crate::logs::redact::classify::candidates(hot, 0, |b| {
-                keys += b.iter().map(|b| b.keys.count_ones()).sum::<u32>();
-            });
-        }
-        let secs = (cpu_ns() - t) as f64 / 1e9;
-        eprintln!(
-            "{:.0} MB/s classification of one batch in cache ({keys})",
-            1000.0 * hot.len() as f64 / secs / 1e6
-        );
-        for _ in 0..3 {
-            let t = cpu_ns();
-            for _ in 0..4 {
-                let mut st = State::default();
-                let mut at = 0;
-                while at < text.len() {
-                    let end = (at + (256 << 10)).min(text.len());
-                    let end =
-                        memchr::memrchr(b'\n', &text[at..end]).map_or(text.len(), |i| at + i + 1);
-                    out.clear();
-                    red.redact(&mut st, &text[at..end], &mut out);
-                    at = end;
-                }
-            }
-            let secs = (cpu_ns() - t) as f64 / 1e9;
-            eprintln!("{:.0} MB/s", 4.0 * text.len() as f64 / secs / 1e6);
-        }
-        // The same, one batch at a time through a reused buffer (as the capture reads a pipe).
+        });
+        eprintln!("{mb:.0} MB/s one batch in cache");
+        let mb = rate(hot.len(), 1000, || classify::candidates(hot, 0, |_| {}));
+        eprintln!("{mb:.0} MB/s classification of one batch in cache");
         let mut buf = Vec::with_capacity(256 << 10);
-        for _ in 0..3 {
-            let t = cpu_ns();
-            let mut st = State::default();
-            let mut at = 0;
-            while at < text.len() {
-                let end = (at + (256 << 10)).min(text.len());
-                let end = memchr::memrchr(b'\n', &text[at..end]).map_or(text.len(), |i| at + i + 1);
-                buf.clear();
-                buf.extend_from_slice(&text[at..end]);
-                out.clear();
-                red.redact(&mut st, &buf, &mut out);
-                at = end;
-            }
-            let secs = (cpu_ns() - t) as f64 / 1e9;
-            eprintln!(
-                "{:.0} MB/s through a buffer",
-                text.len() as f64 / secs / 1e6
-            );
+        for through in [false, true] {
+            let mb = rate(text.len(), 4, || {
+                let mut st = State::default();
+                for p in &parts {
+                    out.clear();
+                    if through {
+                        // As the capture reads the pipe: into a reused buffer first.
+                        buf.clear();
+                        buf.extend_from_slice(p);
+                        red.redact(&mut st, &buf, &mut out);
+                    } else {
+                        red.redact(&mut st, p, &mut out);
+                    }
+                }
+            });
+            let how = if through { " through a buffer" } else { "" };
+            eprintln!("{mb:.0} MB/s{how}");
         }
     }
 }
